@@ -1,0 +1,1 @@
+//! The embedded quota engine: rate limits, slots, gauges, metering and its HTTP API.
