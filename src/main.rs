@@ -52,7 +52,8 @@ async fn main() -> anyhow::Result<()> {
                 let name = crd.metadata.name.clone().unwrap_or_default();
                 let path = dir.join(format!("{name}.yaml"));
                 let yaml = format!("---\n{}", serde_saphyr::to_string(&crd)?);
-                std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }

@@ -11,9 +11,15 @@ use landlord::api::{Tenant, TenantQuota, TenantUsage};
 use serde_json::{Map, Value, json};
 
 /// The `openAPIV3Schema` of a CRD's only version.
-fn schema_of(crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition) -> Value {
+fn schema_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
     let version = &crd.spec.versions[0];
-    let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("schema");
+    let schema = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("schema");
     serde_json::to_value(schema).expect("schema serialises")
 }
 
@@ -28,24 +34,40 @@ fn schema_for_kind(kind: &str) -> Value {
 
 /// Translate a structural schema into plain JSON Schema with the same meaning.
 fn to_json_schema(schema: &Value) -> Value {
-    let Value::Object(map) = schema else { return schema.clone() };
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
     let mut out = Map::new();
     for (key, value) in map {
         match key.as_str() {
             "properties" => {
                 let props = value.as_object().expect("properties").iter();
-                out.insert(key.clone(), props.map(|(k, v)| (k.clone(), to_json_schema(v))).collect());
+                out.insert(
+                    key.clone(),
+                    props.map(|(k, v)| (k.clone(), to_json_schema(v))).collect(),
+                );
             }
             "items" | "additionalProperties" if value.is_object() => {
                 out.insert(key.clone(), to_json_schema(value));
             }
             "anyOf" | "allOf" | "oneOf" => {
-                let branches = value.as_array().expect("junctor").iter().map(to_json_schema).collect();
+                let branches = value
+                    .as_array()
+                    .expect("junctor")
+                    .iter()
+                    .map(to_json_schema)
+                    .collect();
                 out.insert(key.clone(), Value::Array(branches));
             }
-            "nullable" | "format" | "description" | "default" | "x-kubernetes-validations"
-            | "x-kubernetes-list-type" | "x-kubernetes-list-map-keys"
-            | "x-kubernetes-preserve-unknown-fields" | "x-kubernetes-int-or-string"
+            "nullable"
+            | "format"
+            | "description"
+            | "default"
+            | "x-kubernetes-validations"
+            | "x-kubernetes-list-type"
+            | "x-kubernetes-list-map-keys"
+            | "x-kubernetes-preserve-unknown-fields"
+            | "x-kubernetes-int-or-string"
             | "x-kubernetes-embedded-resource" => {}
             _ => {
                 out.insert(key.clone(), value.clone());
@@ -56,10 +78,10 @@ fn to_json_schema(schema: &Value) -> Value {
     if flag("x-kubernetes-int-or-string") {
         out.insert("type".into(), json!(["integer", "string"]));
     }
-    if flag("nullable") {
-        if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".into(), json!([t, "null"]));
-        }
+    if flag("nullable")
+        && let Some(Value::String(t)) = out.get("type").cloned()
+    {
+        out.insert("type".into(), json!([t, "null"]));
     }
     if map.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("set") {
         out.insert("uniqueItems".into(), json!(true));
@@ -86,11 +108,19 @@ fn list_map_duplicates(schema: &Value, value: &Value, path: &str, errors: &mut V
             }
         }
         Value::Array(items) => {
-            let Some(item_schema) = schema.get("items") else { return };
-            if let Some(keys) = schema.get("x-kubernetes-list-map-keys").and_then(Value::as_array) {
+            let Some(item_schema) = schema.get("items") else {
+                return;
+            };
+            if let Some(keys) = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+            {
                 let mut seen = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    let key: Vec<&Value> = keys.iter().map(|k| item.get(k.as_str().unwrap()).unwrap_or(&Value::Null)).collect();
+                    let key: Vec<&Value> = keys
+                        .iter()
+                        .map(|k| item.get(k.as_str().unwrap()).unwrap_or(&Value::Null))
+                        .collect();
                     if seen.contains(&key) {
                         errors.push(format!("{path}/{i}: Duplicate value: {}", json!(key)));
                     }
@@ -123,7 +153,11 @@ fn admission_errors(doc: &Value) -> Vec<String> {
     list_map_duplicates(&schema, doc, "", &mut errors);
     if let Err(cel_errors) = kube_cel::Validator::new().validate(&schema, doc, None) {
         for error in cel_errors.iter() {
-            errors.push(format!("{}: {}", json_pointer(&error.field_path), error.message));
+            errors.push(format!(
+                "{}: {}",
+                json_pointer(&error.field_path),
+                error.message
+            ));
         }
     }
     errors
@@ -145,11 +179,15 @@ fn parse(yaml: &str) -> Value {
 }
 
 fn tenant(name: &str, spec: &str) -> String {
-    format!("apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n{spec}")
+    format!(
+        "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
 }
 
 fn plan(spec: &str) -> String {
-    format!("apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata:\n  name: pro\nspec:\n{spec}")
+    format!(
+        "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata:\n  name: pro\nspec:\n{spec}"
+    )
 }
 
 /// (case, document, field path the error names, words of the message).
@@ -218,7 +256,10 @@ fn bad_documents() -> Vec<(&'static str, String, &'static str, &'static str)> {
 #[test]
 fn every_bad_document_is_refused_for_its_reason() {
     let cases = bad_documents();
-    assert!(cases.len() >= 25, "the table must cover at least 25 documents");
+    assert!(
+        cases.len() >= 25,
+        "the table must cover at least 25 documents"
+    );
     let mut failures = Vec::new();
     for (case, yaml, path, words) in &cases {
         let errors = admission_errors(&parse(yaml));
@@ -227,14 +268,22 @@ fn every_bad_document_is_refused_for_its_reason() {
             at == *path && message.contains(words)
         });
         if !hit {
-            failures.push(format!("{case}: expected `{path}: …{words}…`, got {errors:#?}"));
+            failures.push(format!(
+                "{case}: expected `{path}: …{words}…`, got {errors:#?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn valid_documents() -> Vec<(&'static str, String)> {
-    let example = |file: &str| std::fs::read_to_string(format!("{}/manifests/examples/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let example = |file: &str| {
+        std::fs::read_to_string(format!(
+            "{}/manifests/examples/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
     vec![
         ("minimal tenant", tenant("acme", "  {}")),
         ("tenant at the name limits", tenant(&"a".repeat(40), &format!("  namespaces: [{{name: {}}}]", "n".repeat(22)))),
@@ -260,25 +309,42 @@ fn valid_documents_are_accepted() {
 /// kube-cel's scope check lists the variables of macros (`all(k, …)`) as free variables;
 /// those are bound by the rule itself and are fine.
 fn is_comprehension_variable(rule: &str, warning: &kube_cel::AnalysisWarning) -> bool {
-    let Some(var) = warning.message.split('\'').nth(1) else { return false };
+    let Some(var) = warning.message.split('\'').nth(1) else {
+        return false;
+    };
     warning.kind == kube_cel::WarningKind::WrongScope
-        && ["all", "exists", "exists_one", "map", "filter"].iter().any(|m| rule.contains(&format!(".{m}({var},")))
+        && ["all", "exists", "exists_one", "map", "filter"]
+            .iter()
+            .any(|m| rule.contains(&format!(".{m}({var},")))
 }
 
 /// Every CEL rule compiles, uses only variables CRD rules may use, and fits the cost budget.
 #[test]
 fn cel_rules_compile_and_fit_the_cost_budget() {
-    fn walk(schema: &Value, path: &str, found: &mut Vec<(String, String)>, problems: &mut Vec<String>) {
+    fn walk(
+        schema: &Value,
+        path: &str,
+        found: &mut Vec<(String, String)>,
+        problems: &mut Vec<String>,
+    ) {
         let Value::Object(map) = schema else { return };
-        if let Some(rules) = map.get("x-kubernetes-validations").and_then(Value::as_array) {
+        if let Some(rules) = map
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+        {
             let compiled = kube_cel::compile_schema(schema);
             for error in compiled.compilation_errors() {
                 problems.push(format!("{path}: {error}"));
             }
             for rule in rules {
                 let rule = rule["rule"].as_str().unwrap().to_string();
-                assert!(rule.contains("self"), "{path}: rule `{rule}` does not read self");
-                for warning in kube_cel::analyze_rule(&rule, &compiled, kube_cel::ScopeContext::CrdValidation) {
+                assert!(
+                    rule.contains("self"),
+                    "{path}: rule `{rule}` does not read self"
+                );
+                for warning in
+                    kube_cel::analyze_rule(&rule, &compiled, kube_cel::ScopeContext::CrdValidation)
+                {
                     if !is_comprehension_variable(&rule, &warning) {
                         problems.push(format!("{path}: `{rule}`: {}", warning.message));
                     }
@@ -293,7 +359,9 @@ fn cel_rules_compile_and_fit_the_cost_budget() {
                         walk(prop, &format!("{path}.{name}"), found, problems);
                     }
                 }
-                "items" | "additionalProperties" => walk(child, &format!("{path}[]"), found, problems),
+                "items" | "additionalProperties" => {
+                    walk(child, &format!("{path}[]"), found, problems)
+                }
                 _ => {}
             }
         }
@@ -314,6 +382,9 @@ fn cel_rules_compile_and_fit_the_cost_budget() {
 fn cel_rules_escape_reserved_names() {
     let yaml = landlord::api::crds_yaml().unwrap();
     for line in yaml.lines().filter(|l| l.contains("rule:")) {
-        assert!(!line.contains("self.namespace"), "unescaped `namespace` in {line}");
+        assert!(
+            !line.contains("self.namespace"),
+            "unescaped `namespace` in {line}"
+        );
     }
 }

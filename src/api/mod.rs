@@ -3,13 +3,18 @@
 //! CRD YAML under `crds/` is generated from these types by `landlord crdgen`; a test fails when
 //! the two drift apart.
 
+// kube-derive's repeated `printcolumn(type_ = ...)` arguments trip clippy's
+// duplicated-attribute lint; they are distinct columns, not duplicates.
+#[allow(clippy::duplicated_attributes)]
 mod plan;
 pub mod schema;
+#[allow(clippy::duplicated_attributes)]
 mod tenant;
+#[allow(clippy::duplicated_attributes)]
 mod usage;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 pub use plan::*;
 pub use tenant::*;

@@ -29,8 +29,17 @@ use super::schema;
     doc = "A service plan that tenants reference through spec.quotaRef.",
     printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),
     printcolumn(name = "Max-NS", type_ = "integer", json_path = ".spec.maxNamespaces"),
-    printcolumn(name = "Pod-Security", type_ = "string", json_path = ".spec.podSecurity", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Pod-Security",
+        type_ = "string",
+        json_path = ".spec.podSecurity",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TenantQuotaSpec {
@@ -133,13 +142,19 @@ impl PodSecurityLevel {
 #[x_kube(validation = Rule::new("!has(self.burst) || self.algorithm == 'TokenBucket'").message("burst applies only to the TokenBucket algorithm; remove it or change the algorithm"))]
 pub struct RateLimit {
     /// Dimension name, e.g. `api-calls`.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Units allowed per period; 0 denies the dimension.
     #[schemars(range(max = 9007199254740992u64))]
     pub limit: u64,
     /// The period, as a duration: `1s`, `1m`, `1h`, `24h`.
-    #[schemars(length(min = 2, max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"))]
+    #[schemars(
+        length(min = 2, max = 32),
+        regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+    )]
     pub per: String,
     /// Bucket capacity for `TokenBucket`: how much may be used at once after a quiet spell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,7 +182,10 @@ pub enum Algorithm {
 #[serde(rename_all = "camelCase")]
 pub struct ConcurrencyLimit {
     /// Dimension name, e.g. `connections`.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Slots that may be held at once.
     #[schemars(range(max = 1000000000))]
@@ -183,7 +201,10 @@ pub struct ConcurrencyLimit {
 #[serde(rename_all = "camelCase")]
 pub struct GaugeLimit {
     /// Dimension name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Largest value that may be reported.
     #[schemars(range(max = 9007199254740992u64))]

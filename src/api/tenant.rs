@@ -48,7 +48,10 @@ pub struct TenantSpec {
 
     /// Name of the TenantQuota (plan) this tenant is on; absent means no plan limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub quota_ref: Option<String>,
 
     /// Per-tenant changes on top of the plan, field by field.
@@ -105,12 +108,17 @@ pub struct Owner {
     pub name: String,
     /// Namespace of a ServiceAccount owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
 }
 
 /// Kinds of RBAC subject an owner can be.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum OwnerKind {
     User,
     Group,
@@ -122,7 +130,10 @@ pub enum OwnerKind {
 #[serde(rename_all = "camelCase")]
 pub struct TenantNamespace {
     /// Short name; the namespace is `<tenant>-<name>`.
-    #[schemars(length(min = 1, max = 62), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 62),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Quota of this namespace, replacing the plan's `namespaceHard` resource by resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,7 +217,10 @@ pub struct SecretKeyRef {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Secret namespace.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: String,
     /// Key holding the kubeconfig (default `kubeconfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,7 +30,10 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("self == oldSelf").message("tenant and period of a TenantUsage cannot change"))]
 pub struct TenantUsageSpec {
     /// The tenant whose usage this is.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub tenant: String,
     /// Billing period, `YYYY-MM` (UTC).
     #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$"))]
