@@ -1,1 +1,35 @@
-//! The embedded quota engine: rate limits, slots, gauges, metering and its HTTP API.
+//! The embedded quota engine: rate limits, concurrency slots, gauges, metering, pricing and
+//! the HTTP API that serves them (DESIGN.md section 3).
+//!
+//! The hot path (`Engine::check`) takes no lock: one `ArcSwap` load, one hash lookup, one
+//! compare-exchange on the limit's cell and one on the hour meter. State per (tenant,
+//! dimension) is a few atomics shared between successive plans, so a plan change keeps what
+//! was used. The operator converts its plans into [`TenantLimits`], serves [`http::router`],
+//! registers [`QuotaMetrics`], and persists [`Engine::usage`] through its ledger, which seeds
+//! the engine back with [`Engine::load_usage`] after a restart.
+
+mod bucket;
+mod cell;
+mod slots;
+mod window;
+
+pub mod auth;
+pub mod clock;
+pub mod decision;
+pub mod engine;
+pub mod http;
+pub mod limits;
+pub mod meter;
+pub mod metrics;
+pub mod pricing;
+
+pub use auth::{AuthError, Authenticator, Caller, StaticTokens};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
+pub use engine::{
+    DimensionKind, DimensionStats, Engine, GaugeStatus, RateStatus, SlotStatus, TenantStats,
+};
+pub use limits::{Algorithm, GaugeSpec, LimitsError, RateSpec, SlotSpec, TenantLimits};
+pub use meter::{BadPeriod, DimensionUsage, HourUsage, Period, Usage};
+pub use metrics::QuotaMetrics;
+pub use pricing::{Cost, CostLine, PriceItem, Pricing, PricingError};

@@ -1,0 +1,83 @@
+//! The engine's single source of time.
+//!
+//! Every decision reads the clock once, as nanoseconds since the Unix epoch (UTC). One source
+//! rather than a monotonic plus a wall clock keeps the hot path to one read, and fixed windows
+//! and the hourly meter must align on UTC anyway. A backward step of the system clock makes
+//! the cells stricter (they keep the later time they saw), never laxer; a forward step refills
+//! early, as any wall-clock limiter would.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the engine reads the time; injectable so tests pin every edge exactly.
+pub trait Clock: Send + Sync + 'static {
+    /// Nanoseconds since the Unix epoch, UTC.
+    fn now_nanos(&self) -> u64;
+
+    /// The same instant as a timestamp, for answers and usage periods.
+    fn wall(&self) -> jiff::Timestamp {
+        timestamp(self.now_nanos())
+    }
+}
+
+/// Converts engine nanoseconds into a timestamp (saturating at the far future).
+pub fn timestamp(nanos: u64) -> jiff::Timestamp {
+    jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(jiff::Timestamp::MAX)
+}
+
+/// The production clock: the system's real-time clock (a vDSO call on Linux).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_nanos(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A clock that only moves when told to; for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// Starts at the given instant.
+    pub fn at(ts: jiff::Timestamp) -> Self {
+        let nanos = u64::try_from(ts.as_nanosecond()).expect("timestamp before the Unix epoch");
+        Self {
+            nanos: AtomicU64::new(nanos),
+        }
+    }
+
+    /// Starts at an RFC 3339 instant such as `2025-03-01T00:00:00Z`.
+    pub fn at_rfc3339(s: &str) -> Self {
+        Self::at(s.parse().expect("RFC 3339 timestamp"))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = u64::try_from(by.as_nanos()).expect("duration fits in u64 nanoseconds");
+        self.nanos.fetch_add(by, Ordering::SeqCst);
+    }
+
+    pub fn set(&self, ts: jiff::Timestamp) {
+        let nanos = u64::try_from(ts.as_nanosecond()).expect("timestamp before the Unix epoch");
+        self.nanos.store(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::SeqCst)
+    }
+}
+
+pub(crate) const NANOS_PER_MS: u64 = 1_000_000;
+pub(crate) const NANOS_PER_HOUR: u64 = 3_600 * 1_000_000_000;
+
+/// Nanoseconds rounded up to whole milliseconds, for `retryAfterMs`.
+pub(crate) fn ceil_ms(nanos: u64) -> u64 {
+    nanos.div_ceil(NANOS_PER_MS)
+}

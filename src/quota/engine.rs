@@ -1,0 +1,922 @@
+//! The engine: tenants, their plans and the per-(tenant, dimension) state.
+//!
+//! Tenant map: an `ArcSwap` of an immutable `HashMap<name, Arc<Tenant>>`, rebuilt (under a
+//! writer mutex) only when a tenant is added, changed or removed. A decision then costs one
+//! `ArcSwap::load` (thread-local, no shared cache line written) and one hash lookup; there is
+//! no lock and no shard to contend on, unlike a `DashMap`, whose read locks bounce between
+//! cores. Rebuilding copies 10,000 `Arc`s in well under a millisecond, and plan changes are
+//! rare (a reconcile), so the trade is cheap; bulk loads use [`Engine::set_tenants`].
+//!
+//! A `Tenant` is immutable too: its plan plus `Arc`s to counting state. A new plan shares the
+//! state of the old one wherever it counts the same way, so a plan change keeps what was used
+//! and applies the new limits at once (a token bucket's debt is rescaled to the new rate).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use super::cell::{Charge, Rate};
+use super::clock::{Clock, SystemClock, ceil_ms};
+use super::decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
+use super::limits::{Algorithm, TenantLimits};
+use super::meter::{DimensionUsage, Meter, Period, Usage};
+use super::slots::{Acquire, SlotTable};
+
+type TenantMap = HashMap<Arc<str>, Arc<Tenant>, foldhash::fast::RandomState>;
+
+/// The in-process quota engine. Share it as `Arc<Engine>`.
+pub struct Engine {
+    clock: Arc<dyn Clock>,
+    /// Dimensions every tenant has: unlimited unless its plan limits them, always metered.
+    known: Box<[Arc<str>]>,
+    tenants: ArcSwap<TenantMap>,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("known", &self.known)
+            .field("tenants", &self.tenants.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Tenant {
+    pub name: Arc<str>,
+    pub suspended: bool,
+    pub dims: Box<[Dimension]>,
+}
+
+pub(crate) struct Dimension {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    /// `None` for gauges, which hold a value rather than consume units.
+    pub meter: Option<Arc<Meter>>,
+}
+
+pub(crate) enum Kind {
+    /// No limit (a known dimension the plan does not limit): metered only.
+    Unlimited,
+    /// One rate limit, the common case, kept inline.
+    Rate(Rate),
+    /// Several rate limits; all must pass.
+    Rates(Box<[Rate]>),
+    Slots {
+        limit: u64,
+        lease: u64,
+        table: Arc<SlotTable>,
+    },
+    Gauge {
+        limit: Option<u64>,
+        value: Arc<AtomicU64>,
+    },
+    /// No longer in the plan or the known list; kept so its usage is still reported.
+    Retired,
+}
+
+impl Kind {
+    fn label(&self) -> &'static str {
+        match self {
+            Kind::Unlimited => "unlimited",
+            Kind::Rate(_) | Kind::Rates(_) => "rate",
+            Kind::Slots { .. } => "concurrency",
+            Kind::Gauge { .. } => "gauge",
+            Kind::Retired => "retired",
+        }
+    }
+
+    fn public(&self) -> DimensionKind {
+        match self {
+            Kind::Unlimited => DimensionKind::Unlimited,
+            Kind::Rate(_) | Kind::Rates(_) => DimensionKind::Rate,
+            Kind::Slots { .. } => DimensionKind::Concurrency,
+            Kind::Gauge { .. } => DimensionKind::Gauge,
+            Kind::Retired => DimensionKind::Retired,
+        }
+    }
+
+    fn rates(&self) -> &[Rate] {
+        match self {
+            Kind::Rate(r) => std::slice::from_ref(r),
+            Kind::Rates(rs) => rs,
+            _ => &[],
+        }
+    }
+}
+
+/// A charge that may have to be given back if a later part of the same request is refused.
+struct Receipt<'a> {
+    rate: &'a Rate,
+    receipt: u64,
+    amount: u64,
+}
+
+impl Engine {
+    /// An engine on the system clock.
+    pub fn new<S: Into<String>>(known_dimensions: impl IntoIterator<Item = S>) -> Self {
+        Self::with_clock(Arc::new(SystemClock), known_dimensions)
+    }
+
+    pub fn with_clock<S: Into<String>>(
+        clock: Arc<dyn Clock>,
+        known_dimensions: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut known: Vec<Arc<str>> = known_dimensions
+            .into_iter()
+            .map(|d| Arc::from(d.into()))
+            .collect();
+        known.sort();
+        known.dedup();
+        Self {
+            clock,
+            known: known.into(),
+            tenants: ArcSwap::from_pointee(TenantMap::default()),
+            writer: Mutex::new(()),
+        }
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// Adds a tenant or changes its plan, keeping what it has used.
+    pub fn set_tenant(&self, name: &str, limits: TenantLimits) -> Result<(), EngineError> {
+        self.set_tenants([(name.to_owned(), limits)])
+    }
+
+    /// Adds or changes many tenants with one rebuild of the tenant map. Nothing changes if
+    /// any plan is invalid.
+    pub fn set_tenants(
+        &self,
+        tenants: impl IntoIterator<Item = (String, TenantLimits)>,
+    ) -> Result<(), EngineError> {
+        let tenants: Vec<_> = tenants.into_iter().collect();
+        for (name, limits) in &tenants {
+            if name.is_empty() {
+                return Err(EngineError::UnknownTenant(name.clone()));
+            }
+            limits.validate()?;
+        }
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.clock.now_nanos();
+        let mut map = TenantMap::clone(&self.tenants.load());
+        for (name, limits) in tenants {
+            let previous = map.get(name.as_str()).cloned();
+            let tenant = self.compile(&name, &limits, previous.as_deref(), now);
+            map.insert(tenant.name.clone(), Arc::new(tenant));
+        }
+        self.tenants.store(Arc::new(map));
+        Ok(())
+    }
+
+    /// Forgets a tenant and its unflushed usage; true if it existed.
+    pub fn remove_tenant(&self, name: &str) -> bool {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = TenantMap::clone(&self.tenants.load());
+        let existed = map.remove(name).is_some();
+        if existed {
+            self.tenants.store(Arc::new(map));
+        }
+        existed
+    }
+
+    /// Tenant names, sorted.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tenants.load().keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    fn compile(
+        &self,
+        name: &str,
+        limits: &TenantLimits,
+        previous: Option<&Tenant>,
+        now: u64,
+    ) -> Tenant {
+        let old = |dim: &str| previous.and_then(|t| t.dims.iter().find(|d| &*d.name == dim));
+        let meter_of = |dim: &str| {
+            old(dim)
+                .and_then(|d| d.meter.clone())
+                .unwrap_or_else(|| Arc::new(Meter::default()))
+        };
+        let mut dims: BTreeMap<Arc<str>, Dimension> = BTreeMap::new();
+        let mut rate_names: Vec<&str> = limits.rates.iter().map(|r| r.name.as_str()).collect();
+        rate_names.dedup();
+        rate_names.sort_unstable();
+        rate_names.dedup();
+        for dim in rate_names {
+            let previous_rates = old(dim).map(|d| d.kind.rates()).unwrap_or_default();
+            let mut taken = vec![false; previous_rates.len()];
+            let rates: Vec<Rate> = limits
+                .rates
+                .iter()
+                .filter(|r| r.name == dim)
+                .map(|spec| {
+                    // Reuse the first unclaimed previous counter of the same algorithm and
+                    // period, else of the same algorithm.
+                    let per = u64::try_from(spec.per.as_nanos()).unwrap_or(u64::MAX);
+                    let pick = (0..previous_rates.len())
+                        .filter(|i| !taken[*i] && previous_rates[*i].algorithm() == spec.algorithm)
+                        .min_by_key(|i| previous_rates[*i].per_nanos != per);
+                    if let Some(i) = pick {
+                        taken[i] = true;
+                    }
+                    Rate::compile(spec, pick.map(|i| &previous_rates[i]), now)
+                })
+                .collect();
+            let kind = if rates.len() == 1 {
+                Kind::Rate(rates.into_iter().next().expect("one rate"))
+            } else {
+                Kind::Rates(rates.into())
+            };
+            let name = self.intern(dim);
+            let meter = Some(meter_of(dim));
+            dims.insert(name.clone(), Dimension { name, kind, meter });
+        }
+        for s in &limits.concurrency {
+            let lease = u64::try_from(s.lease.as_nanos()).unwrap_or(u64::MAX);
+            let table = match old(&s.name).map(|d| &d.kind) {
+                Some(Kind::Slots { table, .. }) if table.capacity() >= s.limit => table.clone(),
+                Some(Kind::Slots { table, .. }) => Arc::new(table.grown(s.limit)),
+                _ => Arc::new(SlotTable::new(s.limit)),
+            };
+            let name = self.intern(&s.name);
+            let kind = Kind::Slots {
+                limit: s.limit,
+                lease,
+                table,
+            };
+            let meter = Some(meter_of(&s.name));
+            dims.insert(name.clone(), Dimension { name, kind, meter });
+        }
+        for g in &limits.gauges {
+            let value = match old(&g.name).map(|d| &d.kind) {
+                Some(Kind::Gauge { value, .. }) => value.clone(),
+                _ => Arc::default(),
+            };
+            let name = self.intern(&g.name);
+            let kind = Kind::Gauge {
+                limit: g.limit,
+                value,
+            };
+            dims.insert(
+                name.clone(),
+                Dimension {
+                    name,
+                    kind,
+                    meter: None,
+                },
+            );
+        }
+        for known in &*self.known {
+            dims.entry(known.clone()).or_insert_with(|| Dimension {
+                name: known.clone(),
+                kind: Kind::Unlimited,
+                meter: Some(meter_of(known)),
+            });
+        }
+        for d in previous.map(|t| &*t.dims).unwrap_or_default() {
+            if let Some(meter) = &d.meter {
+                dims.entry(d.name.clone()).or_insert_with(|| Dimension {
+                    name: d.name.clone(),
+                    kind: Kind::Retired,
+                    meter: Some(meter.clone()),
+                });
+            }
+        }
+        Tenant {
+            name: previous.map_or_else(|| Arc::from(name), |t| t.name.clone()),
+            suspended: limits.suspended,
+            dims: dims.into_values().collect(),
+        }
+    }
+
+    /// Shares the engine's copy of a known dimension name rather than allocating another.
+    fn intern(&self, name: &str) -> Arc<str> {
+        self.known
+            .binary_search_by(|k| (**k).cmp(name))
+            .map_or_else(|_| Arc::from(name), |i| self.known[i].clone())
+    }
+
+    fn tenant(&self, name: &str) -> Result<Arc<Tenant>, EngineError> {
+        self.tenants
+            .load()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownTenant(name.to_owned()))
+    }
+
+    fn dimension<'t>(tenant: &'t Tenant, name: &str) -> Result<&'t Dimension, EngineError> {
+        tenant
+            .dims
+            .iter()
+            .find(|d| &*d.name == name && !matches!(d.kind, Kind::Retired))
+            .ok_or_else(|| EngineError::UnknownDimension {
+                dimension: name.to_owned(),
+                known: Self::known_of(tenant),
+            })
+    }
+
+    fn known_of(tenant: &Tenant) -> Vec<String> {
+        tenant
+            .dims
+            .iter()
+            .filter(|d| !matches!(d.kind, Kind::Retired))
+            .map(|d| d.name.to_string())
+            .collect()
+    }
+
+    /// The dimensions a tenant may be asked about, sorted.
+    pub fn dimensions(&self, tenant: &str) -> Result<Vec<String>, EngineError> {
+        Ok(Self::known_of(&*self.tenant(tenant)?))
+    }
+
+    fn check_amount(amount: u64) -> Result<(), EngineError> {
+        if amount == 0 || amount > MAX_AMOUNT {
+            return Err(EngineError::BadAmount(amount.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Decides, and charges if allowed, `amount` of a rate-limited or unlimited dimension.
+    pub fn check(
+        &self,
+        tenant: &str,
+        dimension: &str,
+        amount: u64,
+    ) -> Result<Decision, EngineError> {
+        Self::check_amount(amount)?;
+        let map = self.tenants.load();
+        let t = map
+            .get(tenant)
+            .ok_or_else(|| EngineError::UnknownTenant(tenant.to_owned()))?;
+        let dim = Self::dimension(t, dimension)?;
+        Self::rate_kind(dim)?;
+        let now = self.clock.now_nanos();
+        let meter = dim.meter.as_deref().expect("rate dimensions are metered");
+        if t.suspended {
+            meter.record_denied(now);
+            return Ok(Decision::suspended());
+        }
+        match Self::charge(dim, now, amount, None) {
+            Ok(decision) => {
+                meter.record(now, amount);
+                Ok(decision)
+            }
+            Err(decision) => {
+                meter.record_denied(now);
+                Ok(decision)
+            }
+        }
+    }
+
+    fn rate_kind(dim: &Dimension) -> Result<(), EngineError> {
+        let hint = match dim.kind {
+            Kind::Unlimited | Kind::Rate(_) | Kind::Rates(_) => return Ok(()),
+            Kind::Slots { .. } => "acquire and release its slots instead",
+            Kind::Gauge { .. } => "set its value instead",
+            Kind::Retired => "it is no longer in the plan",
+        };
+        Err(EngineError::WrongKind {
+            dimension: dim.name.to_string(),
+            actual: dim.kind.label(),
+            hint,
+        })
+    }
+
+    /// Charges every rate of `dim`, or none: on a refusal, gives back what this call took.
+    /// Receipts of charges that stand are appended to `receipts` when the caller may still
+    /// have to give them back (a batch).
+    #[inline]
+    fn charge<'d>(
+        dim: &'d Dimension,
+        now: u64,
+        amount: u64,
+        receipts: Option<&mut Vec<Receipt<'d>>>,
+    ) -> Result<Decision, Decision> {
+        if let Kind::Rate(rate) = &dim.kind {
+            // The common case: one cell, nothing to give back on refusal.
+            return match rate.try_charge(now, amount) {
+                Charge::Allowed { remaining, receipt } => {
+                    if let Some(receipts) = receipts {
+                        receipts.push(Receipt {
+                            rate,
+                            receipt,
+                            amount,
+                        });
+                    }
+                    Ok(Decision::allowed(
+                        Some(rate.reported_limit()),
+                        Some(remaining),
+                    ))
+                }
+                Charge::Denied {
+                    current,
+                    retry_after,
+                } => Err(Decision::denied(
+                    Reason::RateLimited,
+                    rate.reported_limit(),
+                    current,
+                    retry_after.map(ceil_ms),
+                )),
+            };
+        }
+        let rates = dim.kind.rates();
+        if rates.is_empty() {
+            return Ok(Decision::allowed(None, None));
+        }
+        let mut own = Vec::new();
+        let receipts = receipts.unwrap_or(&mut own);
+        let start = receipts.len();
+        let mut tightest: Option<(u64, u64)> = None;
+        for rate in rates {
+            match rate.try_charge(now, amount) {
+                Charge::Allowed { remaining, receipt } => {
+                    receipts.push(Receipt {
+                        rate,
+                        receipt,
+                        amount,
+                    });
+                    if tightest.is_none_or(|(_, r)| remaining < r) {
+                        tightest = Some((rate.reported_limit(), remaining));
+                    }
+                }
+                Charge::Denied {
+                    current,
+                    retry_after,
+                } => {
+                    for r in receipts.drain(start..).rev() {
+                        r.rate.refund(r.receipt, r.amount);
+                    }
+                    return Err(Decision::denied(
+                        Reason::RateLimited,
+                        rate.reported_limit(),
+                        current,
+                        retry_after.map(ceil_ms),
+                    ));
+                }
+            }
+        }
+        let (limit, remaining) = tightest.expect("at least one rate");
+        Ok(Decision::allowed(Some(limit), Some(remaining)))
+    }
+
+    /// Decides a list of (dimension, amount) for one tenant all-or-nothing; see
+    /// [`BatchDecision`]. A dimension may appear more than once.
+    pub fn check_batch(
+        &self,
+        tenant: &str,
+        items: &[(&str, u64)],
+    ) -> Result<BatchDecision, EngineError> {
+        let t = self.tenant(tenant)?;
+        let mut dims = Vec::with_capacity(items.len());
+        for (dimension, amount) in items {
+            Self::check_amount(*amount)?;
+            let dim = Self::dimension(&t, dimension)?;
+            Self::rate_kind(dim)?;
+            dims.push((dim, *amount));
+        }
+        let now = self.clock.now_nanos();
+        if t.suspended {
+            for (dim, _) in &dims {
+                dim.meter.as_deref().expect("metered").record_denied(now);
+            }
+            return Ok(BatchDecision {
+                allowed: false,
+                retry_after_ms: None,
+                results: dims.iter().map(|_| Decision::suspended()).collect(),
+            });
+        }
+        let mut receipts = Vec::with_capacity(dims.len());
+        let mut results = Vec::with_capacity(dims.len());
+        for (i, (dim, amount)) in dims.iter().enumerate() {
+            match Self::charge(dim, now, *amount, Some(&mut receipts)) {
+                Ok(decision) => results.push(decision),
+                Err(denied) => {
+                    for r in receipts.drain(..).rev() {
+                        r.rate.refund(r.receipt, r.amount);
+                    }
+                    dim.meter.as_deref().expect("metered").record_denied(now);
+                    let retry_after_ms = denied.retry_after_ms;
+                    results.clear();
+                    results.extend((0..i).map(|_| Decision {
+                        allowed: false,
+                        ..Decision::allowed(None, None)
+                    }));
+                    results.push(denied);
+                    results.extend((i + 1..dims.len()).map(|_| Decision {
+                        allowed: false,
+                        ..Decision::allowed(None, None)
+                    }));
+                    for d in &mut results {
+                        if d.reason.is_none() {
+                            d.retry_after_ms = None;
+                        }
+                    }
+                    return Ok(BatchDecision {
+                        allowed: false,
+                        retry_after_ms,
+                        results,
+                    });
+                }
+            }
+        }
+        for (dim, amount) in &dims {
+            dim.meter.as_deref().expect("metered").record(now, *amount);
+        }
+        Ok(BatchDecision {
+            allowed: true,
+            retry_after_ms: Some(0),
+            results,
+        })
+    }
+
+    fn slots<'t>(
+        t: &'t Tenant,
+        dimension: &str,
+    ) -> Result<(&'t Dimension, u64, u64, &'t SlotTable), EngineError> {
+        let dim = Self::dimension(t, dimension)?;
+        match &dim.kind {
+            Kind::Slots {
+                limit,
+                lease,
+                table,
+            } => Ok((dim, *limit, *lease, table)),
+            other => Err(EngineError::WrongKind {
+                dimension: dimension.to_owned(),
+                actual: other.label(),
+                hint: "only concurrency dimensions have slots",
+            }),
+        }
+    }
+
+    /// Takes one concurrency slot, leased for the plan's lease time.
+    pub fn acquire(&self, tenant: &str, dimension: &str) -> Result<SlotDecision, EngineError> {
+        let t = self.tenant(tenant)?;
+        let (dim, limit, lease, table) = Self::slots(&t, dimension)?;
+        let meter = dim.meter.as_deref().expect("metered");
+        let now = self.clock.now_nanos();
+        if t.suspended {
+            meter.record_denied(now);
+            return Ok(SlotDecision {
+                decision: Decision::suspended(),
+                slot: None,
+                expires_at: None,
+            });
+        }
+        Ok(match table.acquire(limit, lease, now) {
+            Acquire::Held {
+                id,
+                expires,
+                in_use,
+            } => {
+                meter.record(now, 1);
+                SlotDecision {
+                    decision: Decision::allowed(Some(limit), Some(limit.saturating_sub(in_use))),
+                    slot: Some(id),
+                    expires_at: Some(super::clock::timestamp(expires)),
+                }
+            }
+            Acquire::Full {
+                in_use,
+                retry_after,
+            } => {
+                meter.record_denied(now);
+                SlotDecision {
+                    decision: Decision::denied(
+                        Reason::ConcurrencyLimit,
+                        limit,
+                        in_use,
+                        retry_after.map(ceil_ms),
+                    ),
+                    slot: None,
+                    expires_at: None,
+                }
+            }
+        })
+    }
+
+    /// Gives a slot back. Refused if the slot is not held (already released, or expired and
+    /// taken back).
+    pub fn release(&self, tenant: &str, dimension: &str, slot: u64) -> Result<(), EngineError> {
+        let t = self.tenant(tenant)?;
+        let (_, _, _, table) = Self::slots(&t, dimension)?;
+        if table.release(slot) {
+            Ok(())
+        } else {
+            Err(EngineError::SlotNotHeld {
+                dimension: dimension.to_owned(),
+                slot,
+            })
+        }
+    }
+
+    /// Extends a live lease by the plan's lease time from now; returns the new expiry.
+    pub fn renew(
+        &self,
+        tenant: &str,
+        dimension: &str,
+        slot: u64,
+    ) -> Result<jiff::Timestamp, EngineError> {
+        let t = self.tenant(tenant)?;
+        let (_, _, lease, table) = Self::slots(&t, dimension)?;
+        table
+            .renew(slot, lease, self.clock.now_nanos())
+            .map(super::clock::timestamp)
+            .ok_or_else(|| EngineError::SlotNotHeld {
+                dimension: dimension.to_owned(),
+                slot,
+            })
+    }
+
+    /// Sets a gauge to an absolute value; refused (and left as it was) above the limit.
+    pub fn set_gauge(
+        &self,
+        tenant: &str,
+        dimension: &str,
+        value: u64,
+    ) -> Result<Decision, EngineError> {
+        let t = self.tenant(tenant)?;
+        let dim = Self::dimension(&t, dimension)?;
+        let Kind::Gauge { limit, value: cell } = &dim.kind else {
+            return Err(EngineError::WrongKind {
+                dimension: dimension.to_owned(),
+                actual: dim.kind.label(),
+                hint: "only gauges are set to a value",
+            });
+        };
+        if t.suspended {
+            return Ok(Decision::suspended());
+        }
+        Ok(match limit {
+            Some(limit) if value > *limit => Decision::denied(
+                Reason::GaugeLimit,
+                *limit,
+                cell.load(Ordering::Acquire),
+                None,
+            ),
+            _ => {
+                cell.store(value, Ordering::Release);
+                Decision::allowed(*limit, limit.map(|l| l - value))
+            }
+        })
+    }
+
+    /// Per-dimension counters of this month and the state of each limit.
+    pub fn stats(&self, tenant: &str) -> Result<TenantStats, EngineError> {
+        let t = self.tenant(tenant)?;
+        let now = self.clock.now_nanos();
+        let mut dimensions = BTreeMap::new();
+        for d in &*t.dims {
+            if matches!(d.kind, Kind::Retired) {
+                continue;
+            }
+            let m = d.meter.as_deref().map(|m| m.stats(now)).unwrap_or_default();
+            let rates = d
+                .kind
+                .rates()
+                .iter()
+                .map(|r| {
+                    let used = r.used(now);
+                    RateStatus {
+                        algorithm: r.algorithm(),
+                        limit: r.reported_limit(),
+                        per_ms: r.per_nanos / 1_000_000,
+                        used,
+                        remaining: r.reported_limit().saturating_sub(used),
+                    }
+                })
+                .collect();
+            let (slots, gauge) = match &d.kind {
+                Kind::Slots { limit, table, .. } => (
+                    Some(SlotStatus {
+                        limit: *limit,
+                        in_use: table.in_use(),
+                    }),
+                    None,
+                ),
+                Kind::Gauge { limit, value } => (
+                    None,
+                    Some(GaugeStatus {
+                        limit: *limit,
+                        value: value.load(Ordering::Acquire),
+                    }),
+                ),
+                _ => (None, None),
+            };
+            dimensions.insert(
+                d.name.to_string(),
+                DimensionStats {
+                    kind: d.kind.public(),
+                    allowed: m.allowed,
+                    denied: m.denied,
+                    units: m.units,
+                    units_per_second: m.units_per_second,
+                    rates,
+                    slots,
+                    gauge,
+                },
+            );
+        }
+        Ok(TenantStats {
+            tenant: t.name.to_string(),
+            period: Period::of_nanos(now),
+            suspended: t.suspended,
+            dimensions,
+        })
+    }
+
+    /// Per-dimension totals and hourly series of one month, including usage loaded from the
+    /// ledger. Only the current and the previous month are kept in memory.
+    pub fn usage(&self, tenant: &str, period: Period) -> Result<Usage, EngineError> {
+        let t = self.tenant(tenant)?;
+        let dimensions = t
+            .dims
+            .iter()
+            .filter_map(|d| Some((d.name.to_string(), d.meter.as_deref()?.usage(period))))
+            .collect();
+        Ok(Usage {
+            tenant: t.name.to_string(),
+            period,
+            dimensions,
+        })
+    }
+
+    /// Seeds a tenant's usage for a period with what the ledger persisted before a restart,
+    /// replacing any earlier seed of that period. Dimensions the plan no longer has are kept
+    /// (as retired) so their usage is still reported.
+    pub fn load_usage(&self, usage: &Usage) -> Result<(), EngineError> {
+        let t = self.tenant(&usage.tenant)?;
+        let missing: Vec<&str> = usage
+            .dimensions
+            .keys()
+            .filter(|k| {
+                !t.dims
+                    .iter()
+                    .any(|d| d.meter.is_some() && &*d.name == k.as_str())
+            })
+            .map(String::as_str)
+            .collect();
+        let t = if missing.is_empty() {
+            t
+        } else {
+            let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = TenantMap::clone(&self.tenants.load());
+            let current = map
+                .get(usage.tenant.as_str())
+                .cloned()
+                .ok_or_else(|| EngineError::UnknownTenant(usage.tenant.clone()))?;
+            let mut dims: Vec<Dimension> = current
+                .dims
+                .iter()
+                .map(|d| Dimension {
+                    name: d.name.clone(),
+                    kind: d.kind.clone_shallow(),
+                    meter: d.meter.clone(),
+                })
+                .collect();
+            for name in missing {
+                if !dims.iter().any(|d| &*d.name == name) {
+                    dims.push(Dimension {
+                        name: self.intern(name),
+                        kind: Kind::Retired,
+                        meter: Some(Arc::default()),
+                    });
+                }
+            }
+            dims.sort_by(|a, b| a.name.cmp(&b.name));
+            let rebuilt = Arc::new(Tenant {
+                name: current.name.clone(),
+                suspended: current.suspended,
+                dims: dims.into(),
+            });
+            map.insert(rebuilt.name.clone(), rebuilt.clone());
+            self.tenants.store(Arc::new(map));
+            rebuilt
+        };
+        for (name, du) in &usage.dimensions {
+            if let Some(meter) = t
+                .dims
+                .iter()
+                .find(|d| &*d.name == name.as_str())
+                .and_then(|d| d.meter.as_deref())
+            {
+                meter.seed(usage.period, du.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits every metered (tenant, dimension) with its lifetime allowed and denied
+    /// decisions and this month's units; for the metrics collector.
+    pub(crate) fn for_each_counter(&self, mut f: impl FnMut(&str, &str, u64, u64, u64)) {
+        let map = self.tenants.load();
+        let now = self.clock.now_nanos();
+        let period = Period::of_nanos(now);
+        for t in map.values() {
+            for d in &*t.dims {
+                if let Some(m) = &d.meter {
+                    let (allowed, denied) = m.lifetime();
+                    let DimensionUsage { total, .. } = m.usage(period);
+                    f(&t.name, &d.name, allowed, denied, total);
+                }
+            }
+        }
+    }
+}
+
+impl Kind {
+    /// The same plan entry sharing the same state.
+    fn clone_shallow(&self) -> Kind {
+        match self {
+            Kind::Unlimited => Kind::Unlimited,
+            Kind::Rate(r) => Kind::Rate(r.clone()),
+            Kind::Rates(rs) => Kind::Rates(rs.clone()),
+            Kind::Slots {
+                limit,
+                lease,
+                table,
+            } => Kind::Slots {
+                limit: *limit,
+                lease: *lease,
+                table: table.clone(),
+            },
+            Kind::Gauge { limit, value } => Kind::Gauge {
+                limit: *limit,
+                value: value.clone(),
+            },
+            Kind::Retired => Kind::Retired,
+        }
+    }
+}
+
+/// A tenant's counters, as served by `GET /v1/tenants/{tenant}/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStats {
+    pub tenant: String,
+    pub period: Period,
+    pub suspended: bool,
+    pub dimensions: BTreeMap<String, DimensionStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DimensionStats {
+    pub kind: DimensionKind,
+    /// Allowed and denied decisions this period (denials are dated by the month they fell in).
+    pub allowed: u64,
+    pub denied: u64,
+    /// Units allowed this period, including usage loaded from the ledger.
+    pub units: u64,
+    /// Units per second over the trailing hour (the previous hour weighted by its overlap).
+    pub units_per_second: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<RateStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<SlotStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauge: Option<GaugeStatus>,
+}
+
+/// What a dimension is in a tenant's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DimensionKind {
+    /// Known to the engine but not limited by the plan: metered only.
+    Unlimited,
+    Rate,
+    Concurrency,
+    Gauge,
+    /// No longer in the plan; its usage is still reported.
+    Retired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateStatus {
+    pub algorithm: Algorithm,
+    pub limit: u64,
+    pub per_ms: u64,
+    pub used: u64,
+    pub remaining: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotStatus {
+    pub limit: u64,
+    pub in_use: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GaugeStatus {
+    pub limit: Option<u64>,
+    pub value: u64,
+}

@@ -1,0 +1,517 @@
+//! Metering: what each (tenant, dimension) was allowed, per UTC hour.
+//!
+//! The hot path is one compare-exchange on a 128-bit word holding the current hour, the
+//! allowed decisions and the units in it. The first charge of a new hour takes the cell's
+//! history lock once to move the finished hour into the history; readers take the same lock
+//! and so always see each hour exactly once. Denials are counted per month in one packed
+//! `AtomicU64`. History keeps the current and the previous month (the ledger persists
+//! usage into `TenantUsage` objects; older months are its business).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use portable_atomic::AtomicU128;
+use serde::{Deserialize, Serialize};
+
+use super::clock::NANOS_PER_HOUR;
+
+/// A billing period: one UTC calendar month, written `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Period {
+    /// Months since year 0 (`year * 12 + month - 1`).
+    index: u32,
+}
+
+/// A period string that is not `YYYY-MM`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("period must be a month written YYYY-MM (e.g. 2025-03), got {0:?}")]
+pub struct BadPeriod(pub String);
+
+impl Period {
+    pub fn new(year: u16, month: u8) -> Option<Self> {
+        (1..=12).contains(&month).then(|| Self {
+            index: u32::from(year) * 12 + u32::from(month) - 1,
+        })
+    }
+
+    pub fn year(self) -> u16 {
+        (self.index / 12) as u16
+    }
+
+    pub fn month(self) -> u8 {
+        (self.index % 12 + 1) as u8
+    }
+
+    /// The month holding the given hour (hours since the epoch).
+    pub(crate) fn of_hour(hour: u32) -> Self {
+        Self::of_nanos(u64::from(hour) * NANOS_PER_HOUR)
+    }
+
+    pub(crate) fn of_nanos(nanos: u64) -> Self {
+        let date = super::clock::timestamp(nanos)
+            .to_zoned(TimeZone::UTC)
+            .date();
+        Self::new(date.year() as u16, date.month() as u8).expect("calendar month")
+    }
+
+    /// Hours since the epoch of the first hour of this month.
+    pub(crate) fn first_hour(self) -> u32 {
+        let date = Date::new(
+            i16::try_from(self.year()).unwrap_or(9999),
+            self.month() as i8,
+            1,
+        )
+        .unwrap_or(Date::MAX);
+        let secs = date
+            .to_zoned(TimeZone::UTC)
+            .map_or(0, |z| z.timestamp().as_second());
+        u32::try_from(secs.max(0) / 3600).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn next(self) -> Self {
+        Self {
+            index: self.index + 1,
+        }
+    }
+
+    pub(crate) fn previous(self) -> Self {
+        Self {
+            index: self.index.saturating_sub(1),
+        }
+    }
+
+    pub(crate) fn contains_hour(self, hour: u32) -> bool {
+        (self.first_hour()..self.next().first_hour()).contains(&hour)
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year(), self.month())
+    }
+}
+
+impl FromStr for Period {
+    type Err = BadPeriod;
+
+    fn from_str(s: &str) -> Result<Self, BadPeriod> {
+        let bad = || BadPeriod(s.to_owned());
+        let (y, m) = s.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let year: u16 = y.parse().map_err(|_| bad())?;
+        let month: u8 = m.parse().map_err(|_| bad())?;
+        if year < 1970 {
+            return Err(bad());
+        }
+        Self::new(year, month).ok_or_else(bad)
+    }
+}
+
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One tenant's usage in one period, per dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub tenant: String,
+    pub period: Period,
+    pub dimensions: BTreeMap<String, DimensionUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DimensionUsage {
+    pub total: u64,
+    /// Hours with usage, in order.
+    pub hours: Vec<HourUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HourUsage {
+    /// Start of the UTC hour.
+    pub hour: jiff::Timestamp,
+    pub units: u64,
+}
+
+impl HourUsage {
+    fn hour_index(&self) -> u32 {
+        u32::try_from(self.hour.as_second().max(0) / 3600).unwrap_or(u32::MAX)
+    }
+}
+
+fn pack(hour: u32, decisions: u32, units: u64) -> u128 {
+    (u128::from(hour) << 96) | (u128::from(decisions) << 64) | u128::from(units)
+}
+
+fn unpack(word: u128) -> (u32, u32, u64) {
+    ((word >> 96) as u32, (word >> 64) as u32, word as u64)
+}
+
+const DENIED_BITS: u32 = 48;
+
+#[derive(Debug, Default)]
+struct MonthTotals {
+    period: Option<Period>,
+    allowed: u64,
+    denied: u64,
+}
+
+#[derive(Debug, Default)]
+struct History {
+    /// Finished hours (hours since the epoch, units), ascending.
+    hours: Vec<(u32, u64)>,
+    /// Allowed and denied decisions of the current and previous month.
+    months: [MonthTotals; 2],
+    /// Decisions in months no longer kept, for the lifetime counters.
+    lifetime_allowed: u64,
+    lifetime_denied: u64,
+    /// Usage loaded from the ledger at start, per period.
+    seeds: Vec<(Period, DimensionUsage)>,
+}
+
+impl History {
+    fn month(&mut self, period: Period) -> &mut MonthTotals {
+        if let Some(i) = self.months.iter().position(|m| m.period == Some(period)) {
+            return &mut self.months[i];
+        }
+        // Replace the older of the two (or an empty one).
+        let i = if self.months[0].period <= self.months[1].period {
+            0
+        } else {
+            1
+        };
+        let old = std::mem::take(&mut self.months[i]);
+        self.lifetime_allowed += old.allowed;
+        self.lifetime_denied += old.denied;
+        self.months[i].period = Some(period);
+        &mut self.months[i]
+    }
+
+    fn absorb_hour(&mut self, hour: u32, decisions: u32, units: u64) {
+        if decisions == 0 && units == 0 {
+            return;
+        }
+        let period = Period::of_hour(hour);
+        self.month(period).allowed += u64::from(decisions);
+        match self.hours.last_mut() {
+            Some((h, u)) if *h == hour => *u = u.saturating_add(units),
+            _ => {
+                let at = self.hours.partition_point(|(h, _)| *h < hour);
+                if self.hours.get(at).is_some_and(|(h, _)| *h == hour) {
+                    self.hours[at].1 = self.hours[at].1.saturating_add(units);
+                } else {
+                    self.hours.insert(at, (hour, units));
+                }
+            }
+        }
+        let keep_from = period.previous().first_hour();
+        let stale = self.hours.partition_point(|(h, _)| *h < keep_from);
+        self.hours.drain(..stale);
+    }
+
+    fn absorb_denied(&mut self, month_index: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let period = Period {
+            index: month_index as u32,
+        };
+        self.month(period).denied += count;
+    }
+}
+
+/// Per (tenant, dimension) metering state. 16 + 8 bytes hot, the history behind a lock.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    /// (hour since epoch: u32, allowed decisions in it: u32, units in it: u64).
+    hot: AtomicU128,
+    /// (month index: 16 bits, denied decisions in it: 48 bits).
+    denied: AtomicU64,
+    history: Mutex<History>,
+}
+
+/// What [`Meter::stats`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct MeterStats {
+    pub allowed: u64,
+    pub denied: u64,
+    pub units: u64,
+    pub units_per_second: f64,
+}
+
+impl Meter {
+    /// Counts one allowed decision of `units` at `now`.
+    #[inline]
+    pub fn record(&self, now: u64, units: u64) {
+        let hour = (now / NANOS_PER_HOUR) as u32;
+        let word = self.hot.load(Ordering::Acquire);
+        let (h, d, u) = unpack(word);
+        if h >= hour
+            && d < u32::MAX
+            && let Some(u) = u.checked_add(units)
+            && self
+                .hot
+                .compare_exchange(word, pack(h, d + 1, u), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return;
+        }
+        self.record_slow(hour, units);
+    }
+
+    #[cold]
+    fn record_slow(&self, hour: u32, units: u64) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut word = self.hot.load(Ordering::Acquire);
+        loop {
+            let (h, d, u) = unpack(word);
+            let (next, finished) = match u.checked_add(units) {
+                Some(u) if h >= hour && d < u32::MAX => (pack(h, d + 1, u), None),
+                _ => (pack(h.max(hour), 1, units), Some((h, d, u))),
+            };
+            match self
+                .hot
+                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if let Some((h, d, u)) = finished {
+                        history.absorb_hour(h, d, u);
+                    }
+                    return;
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Counts one denied decision.
+    pub fn record_denied(&self, now: u64) {
+        let month = u64::from(Period::of_nanos(now).index);
+        let word = self.denied.load(Ordering::Acquire);
+        let (m, c) = (word >> DENIED_BITS, word & ((1 << DENIED_BITS) - 1));
+        if m >= month
+            && c + 1 < (1 << DENIED_BITS)
+            && self
+                .denied
+                .compare_exchange(word, word + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return;
+        }
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self
+            .denied
+            .swap((month.max(m) << DENIED_BITS) | 1, Ordering::AcqRel);
+        history.absorb_denied(old >> DENIED_BITS, old & ((1 << DENIED_BITS) - 1));
+    }
+
+    /// Units and series for `period`, seeds included.
+    pub fn usage(&self, period: Period) -> DimensionUsage {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let (h, _, u) = unpack(self.hot.load(Ordering::Acquire));
+        let mut hours: BTreeMap<u32, u64> = history
+            .hours
+            .iter()
+            .filter(|(h, _)| period.contains_hour(*h))
+            .copied()
+            .collect();
+        if u > 0 && period.contains_hour(h) {
+            let e = hours.entry(h).or_default();
+            *e = e.saturating_add(u);
+        }
+        let mut total = hours.values().fold(0u64, |a, b| a.saturating_add(*b));
+        for (p, seed) in &history.seeds {
+            if *p != period {
+                continue;
+            }
+            total = total.saturating_add(seed.total);
+            for s in &seed.hours {
+                let e = hours.entry(s.hour_index()).or_default();
+                *e = e.saturating_add(s.units);
+            }
+        }
+        DimensionUsage {
+            total,
+            hours: hours
+                .into_iter()
+                .filter(|(_, units)| *units > 0)
+                .map(|(h, units)| HourUsage {
+                    hour: super::clock::timestamp(u64::from(h) * NANOS_PER_HOUR),
+                    units,
+                })
+                .collect(),
+        }
+    }
+
+    /// Replaces the seed of `usage`'s period: what the ledger had persisted before a restart.
+    pub fn seed(&self, period: Period, usage: DimensionUsage) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.seeds.retain(|(p, _)| *p != period);
+        history.seeds.push((period, usage));
+    }
+
+    /// Decisions this month, units this month and the trailing-hour rate at `now`.
+    pub fn stats(&self, now: u64) -> MeterStats {
+        let period = Period::of_nanos(now);
+        let hour = (now / NANOS_PER_HOUR) as u32;
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let (h, d, u) = unpack(self.hot.load(Ordering::Acquire));
+        let denied_word = self.denied.load(Ordering::Acquire);
+        let month = history.months.iter().find(|m| m.period == Some(period));
+        let mut allowed = month.map_or(0, |m| m.allowed);
+        let mut denied = month.map_or(0, |m| m.denied);
+        if period.contains_hour(h) {
+            allowed += u64::from(d);
+        }
+        if denied_word >> DENIED_BITS == u64::from(period.index) {
+            denied += denied_word & ((1 << DENIED_BITS) - 1);
+        }
+        let units_in = |wanted: u32| -> u64 {
+            let cold = history
+                .hours
+                .iter()
+                .rev()
+                .find(|(h, _)| *h == wanted)
+                .map_or(0, |(_, u)| *u);
+            cold + if h == wanted { u } else { 0 }
+        };
+        let units = history
+            .hours
+            .iter()
+            .filter(|(h, _)| period.contains_hour(*h))
+            .map(|(_, u)| *u)
+            .sum::<u64>()
+            + if period.contains_hour(h) { u } else { 0 }
+            + history
+                .seeds
+                .iter()
+                .filter(|(p, _)| *p == period)
+                .map(|(_, s)| s.total)
+                .sum::<u64>();
+        // Trailing hour: all of this hour plus the part of the last hour still inside it.
+        let into_hour = (now % NANOS_PER_HOUR) as f64 / NANOS_PER_HOUR as f64;
+        let trailing =
+            units_in(hour) as f64 + units_in(hour.wrapping_sub(1)) as f64 * (1.0 - into_hour);
+        MeterStats {
+            allowed,
+            denied,
+            units,
+            units_per_second: trailing / 3600.0,
+        }
+    }
+
+    /// Allowed and denied decisions since the engine started, for the metrics.
+    pub fn lifetime(&self) -> (u64, u64) {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, d, _) = unpack(self.hot.load(Ordering::Acquire));
+        let denied = self.denied.load(Ordering::Acquire) & ((1 << DENIED_BITS) - 1);
+        let months = history.months.iter();
+        let (a, n) = months.fold((0, 0), |(a, n), m| (a + m.allowed, n + m.denied));
+        (
+            history.lifetime_allowed + a + u64::from(d),
+            history.lifetime_denied + n + denied,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> u64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_nanosecond() as u64
+    }
+
+    #[test]
+    fn periods_parse_strictly() {
+        let p: Period = "2025-03".parse().unwrap();
+        assert_eq!(p.to_string(), "2025-03");
+        assert_eq!(
+            p.first_hour(),
+            (ts("2025-03-01T00:00:00Z") / NANOS_PER_HOUR) as u32
+        );
+        assert_eq!(Period::of_nanos(ts("2025-03-31T23:59:59Z")), p);
+        assert_eq!(Period::of_nanos(ts("2025-04-01T00:00:00Z")), p.next());
+        for bad in [
+            "2025-3",
+            "2025-13",
+            "25-03",
+            "2025-03-01",
+            "",
+            "abcd-ef",
+            "2025-00",
+        ] {
+            assert_eq!(bad.parse::<Period>(), Err(BadPeriod(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hours_roll_over_into_the_series() {
+        let m = Meter::default();
+        m.record(ts("2025-03-31T22:10:00Z"), 5);
+        m.record(ts("2025-03-31T22:59:59Z"), 7);
+        m.record(ts("2025-03-31T23:00:00Z"), 1);
+        m.record(ts("2025-04-01T00:30:00Z"), 100);
+        m.record_denied(ts("2025-04-01T00:31:00Z"));
+        let march = m.usage("2025-03".parse().unwrap());
+        assert_eq!(march.total, 13);
+        let hours: Vec<_> = march
+            .hours
+            .iter()
+            .map(|h| (h.hour.to_string(), h.units))
+            .collect();
+        assert_eq!(
+            hours,
+            [
+                ("2025-03-31T22:00:00Z".to_string(), 12),
+                ("2025-03-31T23:00:00Z".to_string(), 1)
+            ]
+        );
+        assert_eq!(m.usage("2025-04".parse().unwrap()).total, 100);
+        let s = m.stats(ts("2025-04-01T00:45:00Z"));
+        assert_eq!((s.allowed, s.denied, s.units), (1, 1, 100));
+        // Trailing hour at 00:45: 100 this hour + a quarter of 23:00's 1 unit.
+        assert_eq!(s.units_per_second, 100.25 / 3600.0);
+        assert_eq!(m.lifetime(), (4, 1));
+    }
+
+    #[test]
+    fn seeds_add_to_metered_usage() {
+        let m = Meter::default();
+        let p: Period = "2025-03".parse().unwrap();
+        m.record(ts("2025-03-02T10:00:00Z"), 3);
+        let seed = DimensionUsage {
+            total: 40,
+            hours: vec![HourUsage {
+                hour: "2025-03-02T10:00:00Z".parse().unwrap(),
+                units: 40,
+            }],
+        };
+        m.seed(p, seed.clone());
+        m.seed(p, seed);
+        let u = m.usage(p);
+        assert_eq!(u.total, 43);
+        assert_eq!(u.hours.len(), 1);
+        assert_eq!(u.hours[0].units, 43);
+    }
+}
