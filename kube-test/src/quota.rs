@@ -1,0 +1,403 @@
+//! ResourceQuota accounting/admission and LimitRange defaulting.
+use crate::error::{ApiError, ApiResult};
+use crate::quantity::{self, Quantity};
+use crate::resources::ResourceDef;
+use crate::state::{State, meta};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+const COMPUTE: &[&str] = &[
+    "requests.cpu",
+    "requests.memory",
+    "limits.cpu",
+    "limits.memory",
+    "cpu",
+    "memory",
+];
+
+fn containers(pod: &Value, field: &str) -> Vec<Value> {
+    pod.pointer(&format!("/spec/{field}"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Pod-level resource (`requests.cpu` etc.): sum over containers, max with init containers.
+fn pod_resource(pod: &Value, kind: &str, res: &str) -> Option<Quantity> {
+    let get = |c: &Value| {
+        c.pointer(&format!("/resources/{kind}/{res}"))
+            .and_then(quantity::from_json)
+    };
+    let mut sum: Option<Quantity> = None;
+    for c in containers(pod, "containers") {
+        if let Some(q) = get(&c) {
+            sum = Some(sum.map_or(q, |s| s.add(&q)));
+        }
+    }
+    for c in containers(pod, "initContainers") {
+        if let Some(q) = get(&c)
+            && sum.is_none_or(|s| q > s)
+        {
+            sum = Some(q);
+        }
+    }
+    sum
+}
+
+fn pod_terminal(pod: &Value) -> bool {
+    matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+/// The quota usage one object contributes.
+fn object_usage(def_group: &str, plural: &str, obj: &Value) -> BTreeMap<String, Quantity> {
+    let mut u = BTreeMap::new();
+    let one = Quantity::from_int(1);
+    let count_key = if def_group.is_empty() {
+        format!("count/{plural}")
+    } else {
+        format!("count/{plural}.{def_group}")
+    };
+    u.insert(count_key, one);
+    if def_group.is_empty() {
+        match plural {
+            "pods" if !pod_terminal(obj) => {
+                u.insert("pods".into(), one);
+                for (k, kind, res) in [
+                    ("requests.cpu", "requests", "cpu"),
+                    ("requests.memory", "requests", "memory"),
+                    ("limits.cpu", "limits", "cpu"),
+                    ("limits.memory", "limits", "memory"),
+                    ("cpu", "requests", "cpu"),
+                    ("memory", "requests", "memory"),
+                    (
+                        "requests.ephemeral-storage",
+                        "requests",
+                        "ephemeral-storage",
+                    ),
+                    ("limits.ephemeral-storage", "limits", "ephemeral-storage"),
+                ] {
+                    if let Some(q) = pod_resource(obj, kind, res) {
+                        u.insert(k.into(), q);
+                    }
+                }
+            }
+            "services" => {
+                u.insert("services".into(), one);
+                match obj.pointer("/spec/type").and_then(Value::as_str) {
+                    Some("LoadBalancer") => {
+                        u.insert("services.loadbalancers".into(), one);
+                        u.insert("services.nodeports".into(), one);
+                    }
+                    Some("NodePort") => {
+                        u.insert("services.nodeports".into(), one);
+                    }
+                    _ => {}
+                }
+            }
+            "configmaps" | "secrets" | "resourcequotas" | "replicationcontrollers" => {
+                u.insert(plural.into(), one);
+            }
+            "persistentvolumeclaims" => {
+                u.insert("persistentvolumeclaims".into(), one);
+                if let Some(q) = obj
+                    .pointer("/spec/resources/requests/storage")
+                    .and_then(quantity::from_json)
+                {
+                    u.insert("requests.storage".into(), q);
+                }
+            }
+            _ => {}
+        }
+    }
+    u
+}
+
+fn namespace_usage(state: &State, ns: &str) -> BTreeMap<String, Quantity> {
+    let mut total: BTreeMap<String, Quantity> = BTreeMap::new();
+    for ((group, plural), m) in &state.objects {
+        for ((ons, _), o) in m.range((ns.to_string(), String::new())..) {
+            if ons != ns {
+                break;
+            }
+            for (k, q) in object_usage(group, plural, o) {
+                let e = total.entry(k).or_insert_with(Quantity::zero);
+                *e = e.add(&q);
+            }
+        }
+    }
+    total
+}
+
+fn fmt_q(k: &str, q: &Quantity) -> String {
+    // counts are plain integers; resource quantities canonical
+    if !COMPUTE.contains(&k) && !k.starts_with("requests.") && !k.starts_with("limits.") {
+        return Quantity {
+            nanos: q.nanos,
+            format: quantity::Format::DecimalSI,
+        }
+        .to_string();
+    }
+    q.to_string()
+}
+
+pub fn canonical(hard: &Value) -> Value {
+    let mut out = Map::new();
+    if let Some(h) = hard.as_object() {
+        for (k, v) in h {
+            let s = quantity::from_json(v)
+                .map(|q| q.to_string())
+                .unwrap_or_else(|| v.as_str().unwrap_or_default().to_string());
+            out.insert(k.clone(), json!(s));
+        }
+    }
+    Value::Object(out)
+}
+
+pub fn usage_for(state: &State, ns: &str, hard: &Value) -> Value {
+    let usage = namespace_usage(state, ns);
+    let mut out = Map::new();
+    if let Some(h) = hard.as_object() {
+        for k in h.keys() {
+            let hq = quantity::from_json(&h[k]).unwrap_or_else(Quantity::zero);
+            let q = usage.get(k).copied().unwrap_or_else(Quantity::zero);
+            let q = Quantity {
+                nanos: q.nanos,
+                format: if q.is_zero() { hq.format } else { q.format },
+            };
+            out.insert(k.clone(), json!(fmt_q(k, &q)));
+        }
+    }
+    Value::Object(out)
+}
+
+fn quotas(state: &State, ns: &str) -> Vec<Value> {
+    state
+        .objects
+        .get(&("".to_string(), "resourcequotas".to_string()))
+        .map(|m| {
+            m.iter()
+                .filter(|((n, _), _)| n == ns)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Recompute `status.used` of every quota in `ns`.
+pub fn refresh(state: &mut State, ns: &str) {
+    for q in quotas(state, ns) {
+        let hard = q.pointer("/spec/hard").cloned().unwrap_or(json!({}));
+        let status = json!({"hard": canonical(&hard), "used": usage_for(state, ns, &hard)});
+        if q.get("status") != Some(&status) {
+            let name = meta(&q, "name").unwrap_or_default().to_string();
+            state.internal_set_status(&("".into(), "resourcequotas".into()), ns, &name, status);
+        }
+    }
+}
+
+fn pretty(m: &BTreeMap<String, String>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Quota admission for a create in `ns` (atomic: runs under the store lock).
+pub fn admit_create(
+    state: &State,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    obj: &Value,
+) -> ApiResult<()> {
+    let qs = quotas(state, ns);
+    if qs.is_empty() {
+        return Ok(());
+    }
+    let delta = object_usage(&def.group, &def.plural, obj);
+    let usage = namespace_usage(state, ns);
+    let is_pod = def.group.is_empty() && def.plural == "pods";
+    for q in &qs {
+        let qname = meta(q, "name").unwrap_or_default();
+        let hard = q
+            .pointer("/spec/hard")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        // pods must declare every compute resource the quota constrains
+        if is_pod && !pod_terminal(obj) {
+            let mut missing = vec![];
+            for k in hard.keys().filter(|k| COMPUTE.contains(&k.as_str())) {
+                let (kind, res) = match k.split_once('.') {
+                    Some((a, b)) => (a, b),
+                    None => ("requests", k.as_str()),
+                };
+                let lacking: Vec<String> = containers(obj, "containers")
+                    .iter()
+                    .chain(containers(obj, "initContainers").iter())
+                    .filter(|c| c.pointer(&format!("/resources/{kind}/{res}")).is_none())
+                    .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                    .collect();
+                if !lacking.is_empty() {
+                    missing.push(format!("{k} for: {}", lacking.join(",")));
+                }
+            }
+            if !missing.is_empty() {
+                return Err(ApiError::forbidden(
+                    &def.group,
+                    &def.plural,
+                    name,
+                    &format!("failed quota: {qname}: must specify {}", missing.join("; ")),
+                ));
+            }
+        }
+        let mut requested = BTreeMap::new();
+        let mut used = BTreeMap::new();
+        let mut limited = BTreeMap::new();
+        for (k, hv) in &hard {
+            let Some(d) = delta.get(k) else { continue };
+            if d.is_zero() {
+                continue;
+            }
+            let h = quantity::from_json(hv).unwrap_or_else(Quantity::zero);
+            let u = usage.get(k).copied().unwrap_or_else(Quantity::zero);
+            if u.add(d) > h {
+                requested.insert(k.clone(), fmt_q(k, d));
+                used.insert(k.clone(), fmt_q(k, &u));
+                limited.insert(k.clone(), fmt_q(k, &h));
+            }
+        }
+        if !requested.is_empty() {
+            return Err(ApiError::forbidden(
+                &def.group,
+                &def.plural,
+                name,
+                &format!(
+                    "exceeded quota: {qname}, requested: {}, used: {}, limited: {}",
+                    pretty(&requested),
+                    pretty(&used),
+                    pretty(&limited)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// LimitRange API defaulting: defaultRequest defaults to default, default to max.
+pub fn default_limit_range(lr: &mut Value) {
+    if let Some(limits) = lr.pointer_mut("/spec/limits").and_then(Value::as_array_mut) {
+        for l in limits {
+            if l["type"].as_str() != Some("Container") {
+                continue;
+            }
+            if l.get("default").is_none()
+                && let Some(m) = l.get("max").cloned()
+            {
+                l["default"] = m;
+            }
+            if l.get("defaultRequest").is_none()
+                && let Some(d) = l.get("default").cloned()
+            {
+                l["defaultRequest"] = d;
+            }
+        }
+    }
+}
+
+/// Pod defaulting: requests default to limits, then LimitRange defaults (LimitRanger).
+pub fn default_pod(state: &State, ns: &str, pod: &mut Value) {
+    let lrs: Vec<Value> = state
+        .objects
+        .get(&("".to_string(), "limitranges".to_string()))
+        .map(|m| {
+            m.iter()
+                .filter(|((n, _), _)| n == ns)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for field in ["containers", "initContainers"] {
+        let Some(cs) = pod
+            .pointer_mut(&format!("/spec/{field}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for c in cs.iter_mut() {
+            if !c.get("resources").is_some_and(Value::is_object) {
+                c["resources"] = json!({});
+            }
+            let r = &mut c["resources"];
+            // API defaulting: requests default to limits
+            if let Some(limits) = r.get("limits").and_then(Value::as_object).cloned() {
+                for (k, v) in limits {
+                    if r.pointer(&format!("/requests/{k}")).is_none() {
+                        if !r.get("requests").is_some_and(Value::is_object) {
+                            r["requests"] = json!({});
+                        }
+                        r["requests"][&k] = v;
+                    }
+                }
+            }
+            for lr in &lrs {
+                for l in lr
+                    .pointer("/spec/limits")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    if l["type"].as_str() != Some("Container") {
+                        continue;
+                    }
+                    for (src, dst) in [("default", "limits"), ("defaultRequest", "requests")] {
+                        if let Some(d) = l.get(src).and_then(Value::as_object) {
+                            for (k, v) in d {
+                                if r.pointer(&format!("/{dst}/{k}")).is_none() {
+                                    if !r.get(dst).is_some_and(Value::is_object) {
+                                        r[dst] = json!({});
+                                    }
+                                    r[dst][k] = v.clone();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn qos_class(pod: &Value) -> &'static str {
+    let cs = containers(pod, "containers");
+    let any = cs.iter().any(|c| {
+        c.pointer("/resources/requests")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+            || c.pointer("/resources/limits")
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = cs.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let l = c
+                .pointer(&format!("/resources/limits/{r}"))
+                .and_then(quantity::from_json);
+            let q = c
+                .pointer(&format!("/resources/requests/{r}"))
+                .and_then(quantity::from_json);
+            l.is_some() && l == q
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}

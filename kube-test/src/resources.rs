@@ -1,0 +1,343 @@
+//! Resource definitions: the built-in kinds and those generated from CRDs.
+use serde_json::Value;
+use std::sync::Arc;
+
+/// CRD-specific data for a served custom resource version.
+#[derive(Debug, Clone)]
+pub struct CrdVersion {
+    pub schema: Option<Value>,
+    pub printer_columns: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceDef {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub verbs: Vec<String>,
+    pub status_subresource: bool,
+    pub has_generation: bool,
+    pub crd: Option<Arc<CrdVersion>>,
+    /// Storage version's apiVersion is irrelevant: objects are stored once per (group, plural)
+    /// and served with the requested version's apiVersion.
+    pub preferred: bool,
+}
+
+impl ResourceDef {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    pub fn key(&self) -> (String, String) {
+        (self.group.clone(), self.plural.clone())
+    }
+}
+
+const ALL: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+#[allow(clippy::too_many_arguments)]
+fn def(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+    short: &[&str],
+    status: bool,
+    generation: bool,
+) -> ResourceDef {
+    ResourceDef {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: vec![],
+        verbs: ALL.iter().map(|s| s.to_string()).collect(),
+        status_subresource: status,
+        has_generation: generation,
+        crd: None,
+        preferred: true,
+    }
+}
+
+pub fn builtins() -> Vec<ResourceDef> {
+    let mut v = vec![
+        def(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            true,
+            false,
+        ),
+        def(
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            true,
+            &["quota"],
+            true,
+            false,
+        ),
+        def(
+            "",
+            "v1",
+            "LimitRange",
+            "limitranges",
+            true,
+            &["limits"],
+            false,
+            false,
+        ),
+        def(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            false,
+        ),
+        def(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            false,
+        ),
+        def("", "v1", "Secret", "secrets", true, &[], false, false),
+        def("", "v1", "Service", "services", true, &["svc"], true, false),
+        def("", "v1", "Pod", "pods", true, &["po"], true, false),
+        def(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            true,
+            false,
+        ),
+        def("", "v1", "Event", "events", true, &["ev"], false, false),
+        def(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            &["netpol"],
+            false,
+            true,
+        ),
+        def(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        def(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        def(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        def(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        def(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            true,
+            &["deploy"],
+            true,
+            true,
+        ),
+        def(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            true,
+            true,
+        ),
+        def(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            false,
+        ),
+        def(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            false,
+        ),
+        def(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            true,
+            true,
+        ),
+    ];
+    let mut tr = def(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        false,
+        &[],
+        false,
+        false,
+    );
+    tr.verbs = vec!["create".into()];
+    v.push(tr);
+    for d in v.iter_mut() {
+        if matches!(
+            d.kind.as_str(),
+            "Pod"
+                | "Service"
+                | "Deployment"
+                | "StatefulSet"
+                | "ConfigMap"
+                | "Secret"
+                | "PersistentVolumeClaim"
+                | "ServiceAccount"
+        ) && d.group != "events.k8s.io"
+        {
+            d.categories = vec!["all".into()];
+        }
+        if matches!(
+            d.kind.as_str(),
+            "ConfigMap" | "Secret" | "ServiceAccount" | "PersistentVolumeClaim"
+        ) {
+            d.categories.clear();
+        }
+        if d.group == "events.k8s.io" {
+            d.short_names.clear();
+        }
+    }
+    v
+}
+
+/// Resource definitions for every served version of a CRD object.
+pub fn from_crd(crd: &Value) -> Vec<ResourceDef> {
+    let spec = &crd["spec"];
+    let group = spec["group"].as_str().unwrap_or_default();
+    let names = &spec["names"];
+    let kind = names["kind"].as_str().unwrap_or_default();
+    let plural = names["plural"].as_str().unwrap_or_default();
+    let singular = names["singular"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let namespaced = spec["scope"].as_str() != Some("Cluster");
+    let mut out = vec![];
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    let mut first = true;
+    for v in versions.iter() {
+        if v["served"].as_bool() == Some(false) {
+            continue;
+        }
+        let status = v.pointer("/subresources/status").is_some();
+        out.push(ResourceDef {
+            group: group.into(),
+            version: v["name"].as_str().unwrap_or_default().into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            singular: singular.clone(),
+            namespaced,
+            short_names: strs(&names["shortNames"]),
+            categories: strs(&names["categories"]),
+            verbs: ALL.iter().map(|s| s.to_string()).collect(),
+            status_subresource: status,
+            has_generation: true,
+            crd: Some(Arc::new(CrdVersion {
+                schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                printer_columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            })),
+            preferred: first,
+        });
+        first = false;
+    }
+    out
+}
