@@ -4,5 +4,9 @@
 //! benchmarks reach the same code the binary runs.
 
 pub mod api;
+pub mod metrics;
+pub mod operator;
+pub mod quantity;
 pub mod quota;
+pub mod reconcile;
 pub mod telemetry;

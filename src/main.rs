@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
-    Run,
+    Run(landlord::operator::Options),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into --dir.
     Crdgen {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
@@ -37,10 +37,13 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run => {
+        Command::Run(options) => {
             telemetry::init(cli.log_format);
-            tracing::info!(version = env!("CARGO_PKG_VERSION"), "no controllers yet");
-            Ok(())
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
+            landlord::operator::run(client, options).await
         }
         Command::Crdgen { dir: None } => {
             print!("{}", landlord::api::crds_yaml()?);

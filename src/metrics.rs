@@ -1,0 +1,116 @@
+//! Prometheus metrics of the operator, served as text on the metrics port.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
+}
+
+/// Reconcile metrics; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    pub reconciles: Family<OutcomeLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Family<OutcomeLabels, Histogram>,
+    pub tenants: Family<PhaseLabels, Gauge>,
+    pub registry: Arc<Registry>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("landlord");
+        let reconciles = Family::<OutcomeLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        let tenants = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "reconciles",
+            "Tenant reconciles by outcome",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed tenant reconciles by error",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Tenant reconcile duration by outcome",
+            duration.clone(),
+        );
+        registry.register("tenants", "Tenants by phase", tenants.clone());
+        Self {
+            reconciles,
+            errors,
+            duration,
+            tenants,
+            registry: Arc::new(registry),
+        }
+    }
+}
+
+impl Metrics {
+    /// Start timing a reconcile; the guard records it however the reconcile returns.
+    pub fn timer(&self) -> ReconcileTimer {
+        ReconcileTimer {
+            metrics: self.clone(),
+            start: Instant::now(),
+            outcome: "error",
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Records count and duration on drop, under the outcome set last (default `error`).
+pub struct ReconcileTimer {
+    metrics: Metrics,
+    start: Instant,
+    outcome: &'static str,
+}
+
+impl ReconcileTimer {
+    pub fn set_outcome(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        let labels = OutcomeLabels {
+            outcome: self.outcome.into(),
+        };
+        self.metrics.reconciles.get_or_create(&labels).inc();
+        self.metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,119 @@
+//! The Tenant reconciler: dereference → validate → build → apply → status.
+//!
+//! `effective`, `partition`, `quotas`, `desired`, `conditions` and `status` are pure and
+//! unit-tested; `observe` and `apply` do the I/O; `controller` wires it into kube-runtime.
+
+pub mod apply;
+pub mod conditions;
+pub mod controller;
+pub mod desired;
+pub mod effective;
+pub mod observe;
+pub mod partition;
+pub mod quotas;
+pub mod status;
+mod tenant;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+
+use crate::api::Phase;
+use crate::metrics::Metrics;
+
+/// Everything a reconcile needs besides the Tenant.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    /// Consecutive failures per tenant, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Last phase of each tenant, for the tenants-per-phase gauge.
+    phases: Mutex<HashMap<String, Phase>>,
+}
+
+impl Context {
+    pub fn new(client: Client, recorder: Recorder, metrics: Metrics, settings: Settings) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            settings,
+            failures: Mutex::default(),
+            phases: Mutex::default(),
+        }
+    }
+
+    /// The resync interval with ±10 % jitter, so thousands of tenants do not resync in step.
+    fn jittered_resync(&self) -> Duration {
+        self.settings.resync.mul_f64(rand::random_range(0.9..1.1))
+    }
+
+    /// Record a tenant's phase (`None`: gone) and refresh the per-phase gauge.
+    fn set_phase(&self, tenant: &str, phase: Option<Phase>) {
+        let mut phases = self.phases.lock().expect("not poisoned");
+        match phase {
+            Some(p) => phases.insert(tenant.to_string(), p),
+            None => phases.remove(tenant),
+        };
+        self.metrics.tenants.clear();
+        for p in phases.values() {
+            let label = crate::metrics::PhaseLabels {
+                phase: format!("{p:?}"),
+            };
+            self.metrics.tenants.get_or_create(&label).inc();
+        }
+    }
+
+    /// Backoff for the next retry of `tenant`: 1 s doubling to 5 min.
+    fn backoff(&self, tenant: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        let n = failures.entry(tenant.to_string()).or_insert(0);
+        *n = (*n + 1).min(9);
+        Duration::from_secs(1 << (*n - 1)).min(Duration::from_secs(300))
+    }
+
+    fn succeeded(&self, tenant: &str) {
+        self.failures.lock().expect("not poisoned").remove(tenant);
+    }
+}
+
+/// Operator settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often a converged tenant is looked at again (with ±10 % jitter).
+    pub resync: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What can go wrong in a reconcile; each variant has a short label for metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("{0}")]
+    Quantity(#[from] crate::quantity::QuantityError),
+}
+
+impl Error {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Finalizer(_) => "finalizer",
+            Error::Quantity(_) => "quantity",
+        }
+    }
+}
