@@ -33,3 +33,8 @@ pub use limits::{Algorithm, GaugeSpec, LimitsError, RateSpec, SlotSpec, TenantLi
 pub use meter::{BadPeriod, DimensionUsage, HourUsage, Period, Usage};
 pub use metrics::QuotaMetrics;
 pub use pricing::{Cost, CostLine, PriceItem, Pricing, PricingError};
+
+#[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
+mod http_tests;
