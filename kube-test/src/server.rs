@@ -500,6 +500,10 @@ async fn resource_request(
         Ok(f) => f.unwrap_or_default(),
         Err(e) => return err_response(&e),
     };
+    let as_meta = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     let as_table = headers
         .get("accept")
         .and_then(|v| v.to_str().ok())
@@ -516,6 +520,7 @@ async fn resource_request(
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
         subresource: t.sub.clone(),
+        keep_managed: false,
     };
     let ct = headers
         .get("content-type")
@@ -558,6 +563,7 @@ async fn resource_request(
                         ),
                     )
                 }
+                Ok(o) if as_meta => json_response(200, &partial(&o)),
                 Ok(o) => json_response(200, &o),
                 Err(e) => err_response(&e),
             }
@@ -618,7 +624,15 @@ async fn resource_request(
                     .unwrap_or_default();
                 field = merge_fields(field, extra);
             }
-            watch(shared, def, ns_opt.map(String::from), label, field, q)
+            watch(
+                shared,
+                def,
+                ns_opt.map(String::from),
+                label,
+                field,
+                q,
+                as_meta,
+            )
         }
         "create" => {
             let obj = match parse_body() {
@@ -852,9 +866,14 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
     json_response(201, &out)
 }
 
+fn partial(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+}
+
 /// Serialise a watch event line for the given def.
-fn event_line(def: &ResourceDef, etype: &str, obj: &Value) -> Bytes {
+fn event_line(def: &ResourceDef, etype: &str, obj: &Value, as_meta: bool) -> Bytes {
     let o = State::present(def, obj);
+    let o = if as_meta { partial(&o) } else { o };
     let mut v = serde_json::to_vec(&json!({"type": etype, "object": o})).unwrap();
     v.push(b'\n');
     Bytes::from(v)
@@ -880,6 +899,7 @@ struct WatchStream {
     bookmark_interval: Duration,
     next_bookmark: tokio::time::Instant,
     last_rv: u64,
+    as_meta: bool,
 }
 
 fn watch(
@@ -889,6 +909,7 @@ fn watch(
     labels: LabelSelector,
     fields: FieldSelector,
     q: HashMap<String, String>,
+    as_meta: bool,
 ) -> Response {
     let filter = WatchFilter {
         gr: def.key(),
@@ -909,7 +930,7 @@ fn watch(
     let current = s.rv;
     let add_all = |s: &State, initial: &mut VecDeque<Bytes>| {
         for o in s.list(&def, ns.as_deref(), &filter.labels, &filter.fields) {
-            initial.push_back(event_line(&def, "ADDED", &o));
+            initial.push_back(event_line(&def, "ADDED", &o, as_meta));
         }
     };
     if send_initial {
@@ -948,7 +969,7 @@ fn watch(
         }
         for e in s.history.iter().filter(|e| e.rv > from) {
             if let Some((t, o)) = filter.view(e) {
-                initial.push_back(event_line(&def, t, &o));
+                initial.push_back(event_line(&def, t, &o, as_meta));
             }
         }
     }
@@ -974,6 +995,7 @@ fn watch(
         bookmark_interval: interval,
         next_bookmark: now + interval,
         last_rv: current,
+        as_meta,
     };
     let stream = futures::stream::unfold(st, |mut st| async move {
         if let Some(b) = st.initial.pop_front() {
@@ -986,7 +1008,7 @@ fn watch(
                     let ev = ev?;
                     st.last_rv = st.last_rv.max(ev.rv);
                     if let Some((t, o)) = st.filter.view(&ev) {
-                        let line = event_line(&st.def, t, &o);
+                        let line = event_line(&st.def, t, &o, st.as_meta);
                         return Some((Ok(line), st));
                     }
                 }

@@ -76,6 +76,8 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub strict: bool,
     pub subresource: Option<String>,
+    /// Keep the managedFields of the object (server-side apply computed them).
+    pub keep_managed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -423,7 +425,9 @@ impl State {
             md.remove("deletionTimestamp");
             md.remove("deletionGracePeriodSeconds");
             md.remove("resourceVersion");
-            md.remove("managedFields");
+            if !opts.keep_managed {
+                md.remove("managedFields");
+            }
             md.remove("selfLink");
             if def.has_generation {
                 md.insert("generation".into(), json!(1));
@@ -975,6 +979,7 @@ impl State {
                         o,
                         &WriteOpts {
                             manager: String::new(),
+                            keep_managed: true,
                             ..opts.clone()
                         },
                     )?;

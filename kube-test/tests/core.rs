@@ -1,0 +1,741 @@
+//! Core API semantics through kube::Client.
+mod common;
+use common::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+#[tokio::test]
+async fn discovery_lists_builtins_and_version() {
+    let (_s, client) = setup().await;
+    let v = client.apiserver_version().await.unwrap();
+    assert_eq!(v.major, "1");
+    let core = client.list_core_api_resources("v1").await.unwrap();
+    let ns = core
+        .resources
+        .iter()
+        .find(|r| r.name == "namespaces")
+        .unwrap();
+    assert!(!ns.namespaced);
+    assert_eq!(ns.short_names.as_deref(), Some(&["ns".to_string()][..]));
+    assert!(
+        core.resources
+            .iter()
+            .any(|r| r.name == "serviceaccounts/token")
+    );
+    let groups = client.list_api_groups().await.unwrap();
+    for g in [
+        "apps",
+        "rbac.authorization.k8s.io",
+        "networking.k8s.io",
+        "coordination.k8s.io",
+        "apiextensions.k8s.io",
+        "events.k8s.io",
+        "authentication.k8s.io",
+    ] {
+        assert!(
+            groups.groups.iter().any(|x| x.name == g),
+            "group {g} missing"
+        );
+    }
+    let apps = client.list_api_group_resources("apps/v1").await.unwrap();
+    let dep = apps
+        .resources
+        .iter()
+        .find(|r| r.name == "deployments")
+        .unwrap();
+    assert!(dep.namespaced);
+    assert!(dep.verbs.contains(&"watch".to_string()));
+    assert!(
+        apps.resources
+            .iter()
+            .any(|r| r.name == "deployments/status")
+    );
+}
+
+#[tokio::test]
+async fn create_get_update_delete_configmap() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "a"}, "data": {"k": "v"}})).unwrap();
+    let created = cms.create(&PostParams::default(), &cm).await.unwrap();
+    let md = &created.metadata;
+    assert_eq!(md.namespace.as_deref(), Some("default"));
+    assert!(md.uid.is_some() && md.creation_timestamp.is_some());
+    let rv1: u64 = md.resource_version.as_ref().unwrap().parse().unwrap();
+
+    let e = status(cms.create(&PostParams::default(), &cm).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(e.message, "configmaps \"a\" already exists");
+
+    let mut upd = created.clone();
+    upd.data = Some([("k".to_string(), "w".to_string())].into());
+    let updated = cms
+        .replace("a", &PostParams::default(), &upd)
+        .await
+        .unwrap();
+    let rv2: u64 = updated
+        .metadata
+        .resource_version
+        .as_ref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rv2 > rv1);
+    // stale resourceVersion -> 409 Conflict
+    let e = status(
+        cms.replace("a", &PostParams::default(), &upd)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert!(
+        e.message.contains("the object has been modified"),
+        "{}",
+        e.message
+    );
+
+    // an update that changes nothing is a no-op
+    let same = cms
+        .replace("a", &PostParams::default(), &updated)
+        .await
+        .unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        updated.metadata.resource_version
+    );
+
+    let e = status(cms.get("nope").await.unwrap_err());
+    assert_eq!(
+        (e.code, e.reason.as_str(), e.message.as_str()),
+        (404, "NotFound", "configmaps \"nope\" not found")
+    );
+
+    let res = cms.delete("a", &DeleteParams::default()).await.unwrap();
+    assert!(res.is_right(), "immediate deletion returns a Status");
+    assert!(cms.get_opt("a").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn generate_name_and_namespace_checks() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
+    let a = cms.create(&PostParams::default(), &cm).await.unwrap();
+    let name = a.metadata.name.unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+
+    let missing: Api<ConfigMap> = Api::namespaced(client.clone(), "missing");
+    let e = status(
+        missing
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (404, "namespaces \"missing\" not found")
+    );
+
+    let e = status(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    let e = status(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "Bad_Name"}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+}
+
+#[tokio::test]
+async fn list_selectors_and_pagination() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "a").await;
+    create_ns(&client, "b").await;
+    for (ns, name, tier) in [
+        ("a", "one", "web"),
+        ("a", "two", "db"),
+        ("b", "three", "web"),
+        ("b", "four", "cache"),
+    ] {
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        l.items
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().labels("tier=web"))
+                .await
+                .unwrap()
+        ),
+        ["one", "three"]
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().labels("tier!=web"))
+                .await
+                .unwrap()
+        ),
+        ["two", "four"]
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().labels("tier in (db,cache)"))
+                .await
+                .unwrap()
+        ),
+        ["two", "four"]
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().labels("tier notin (db,cache)"))
+                .await
+                .unwrap()
+        ),
+        ["one", "three"]
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().labels("tier"))
+                .await
+                .unwrap()
+        )
+        .len(),
+        4
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().labels("!tier"))
+                .await
+                .unwrap()
+        )
+        .len(),
+        0
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().fields("metadata.name=three"))
+                .await
+                .unwrap()
+        ),
+        ["three"]
+    );
+    assert_eq!(
+        names(
+            all.list(&ListParams::default().fields("metadata.namespace=a"))
+                .await
+                .unwrap()
+        ),
+        ["one", "two"]
+    );
+    let in_a: Api<ConfigMap> = Api::namespaced(client.clone(), "a");
+    assert_eq!(
+        names(in_a.list(&ListParams::default()).await.unwrap()),
+        ["one", "two"]
+    );
+    let e = status(
+        all.list(&ListParams::default().fields("data.x=1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 400);
+
+    // pagination
+    let first = all.list(&ListParams::default().limit(3)).await.unwrap();
+    assert_eq!(first.items.len(), 3);
+    assert!(first.metadata.resource_version.is_some());
+    assert_eq!(first.metadata.remaining_item_count, Some(1));
+    let token = first.metadata.continue_.clone().unwrap();
+    let second = all
+        .list(&ListParams::default().limit(3).continue_token(&token))
+        .await
+        .unwrap();
+    // lists are ordered by namespace, then name
+    assert_eq!(names(second), ["three"]);
+}
+
+#[tokio::test]
+async fn patches_merge_json_strategic() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "p"}, "data": {"a": "1", "b": "2"}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let pp = PatchParams::default();
+    let c = cms
+        .patch(
+            "p",
+            &pp,
+            &Patch::Merge(json!({"data": {"a": null, "c": "3"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.data.unwrap(),
+        [
+            ("b".to_string(), "2".to_string()),
+            ("c".to_string(), "3".to_string())
+        ]
+        .into()
+    );
+    let jp: kube_json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/data/b", "value": "x"}]))
+            .unwrap();
+    let c = cms.patch("p", &pp, &Patch::<()>::Json(jp)).await.unwrap();
+    assert_eq!(c.data.unwrap()["b"], "x");
+    let jp: kube_json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/data/b", "value": "nope"}]))
+            .unwrap();
+    let e = status(
+        cms.patch("p", &pp, &Patch::<()>::Json(jp))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+
+    // strategic merge: containers merged by name, env by name
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "pod"}, "spec": {"containers": [
+        {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
+        {"name": "b", "image": "b:1"}]}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let p = pods.patch("pod", &pp, &Patch::Strategic(json!({"spec": {"containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}]}]}}))).await.unwrap();
+    let cs = p.spec.unwrap().containers;
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0].image.as_deref(), Some("a:1"));
+    let env: Vec<String> = cs[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(env, ["X", "Y"]);
+    let p = pods
+        .patch(
+            "pod",
+            &pp,
+            &Patch::Strategic(json!({"spec": {"containers": [{"name": "b", "$patch": "delete"}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.spec.unwrap().containers.len(), 1);
+    // rbac subjects are replaced, not merged
+    let rbs: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(client.clone(), "default");
+    rbs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "rb"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        "subjects": [{"kind": "User", "name": "u1", "apiGroup": "rbac.authorization.k8s.io"}]})).unwrap()).await.unwrap();
+    let rb = rbs.patch("rb", &pp, &Patch::Strategic(json!({"subjects": [{"kind": "User", "name": "u2", "apiGroup": "rbac.authorization.k8s.io"}]}))).await.unwrap();
+    assert_eq!(
+        rb.subjects
+            .unwrap()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>(),
+        ["u2"]
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_ownership_conflicts_and_removal() {
+    let (_s, client) = setup().await;
+    let cms = dynamic(
+        &client,
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        Some("default"),
+    );
+    let ssa = |m: &str| PatchParams::apply(m);
+    let a = cms.patch("s", &ssa("alice"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"a": "1", "shared": "x"}}))).await.unwrap();
+    let mf = a.metadata.managed_fields.clone().unwrap();
+    assert_eq!(mf.len(), 1);
+    assert_eq!(
+        (mf[0].manager.as_deref(), mf[0].operation.as_deref()),
+        (Some("alice"), Some("Apply"))
+    );
+    let fields = serde_json::to_value(&mf[0].fields_v1).unwrap();
+    assert_eq!(fields, json!({"f:data": {"f:a": {}, "f:shared": {}}}));
+    let rv = a.metadata.resource_version.clone();
+
+    // re-applying the same thing is a no-op
+    let again = cms.patch("s", &ssa("alice"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"a": "1", "shared": "x"}}))).await.unwrap();
+    assert_eq!(again.metadata.resource_version, rv);
+
+    // bob applying the same value shares ownership; a different value conflicts
+    cms.patch("s", &ssa("bob"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"shared": "x", "b": "2"}}))).await.unwrap();
+    let e = status(cms.patch("s", &ssa("bob"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"a": "changed"}}))).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a"
+    );
+    let causes = e.details.unwrap().causes;
+    assert_eq!(causes[0].field, ".data.a");
+    assert_eq!(causes[0].reason, "FieldManagerConflict");
+
+    // force takes ownership
+    let forced = cms.patch("s", &ssa("bob").force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"a": "changed", "shared": "x", "b": "2"}}))).await.unwrap();
+    assert_eq!(forced.data["data"]["a"], "changed");
+
+    // alice stops applying "shared" (bob still owns it: kept) — and "a" is now bob's
+    let r = cms.patch("s", &ssa("alice"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {}}))).await.unwrap();
+    assert_eq!(
+        r.data["data"],
+        json!({"a": "changed", "shared": "x", "b": "2"})
+    );
+    // bob stops applying "b": removed
+    let r = cms.patch("s", &ssa("bob"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"a": "changed", "shared": "x"}}))).await.unwrap();
+    assert_eq!(r.data["data"], json!({"a": "changed", "shared": "x"}));
+
+    // apply without fieldManager is rejected
+    let e = status(
+        cms.patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 400);
+
+    // an Update by another manager shows up as an Update entry
+    let u = cms
+        .patch(
+            "s",
+            &PatchParams {
+                field_manager: Some("carol".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"data": {"c": "3"}})),
+        )
+        .await
+        .unwrap();
+    let mf = u.metadata.managed_fields.unwrap();
+    let carol = mf
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("carol"))
+        .unwrap();
+    assert_eq!(carol.operation.as_deref(), Some("Update"));
+}
+
+#[tokio::test]
+async fn ssa_list_map_merge_for_containers() {
+    let (_s, client) = setup().await;
+    let deps = dynamic(
+        &client,
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        Some("default"),
+    );
+    let base = |containers: serde_json::Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": containers}}}})
+    };
+    let d = deps
+        .patch(
+            "d",
+            &PatchParams::apply("one"),
+            &Patch::Apply(base(json!([{"name": "a", "image": "a:1"}]))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(1));
+    deps.patch(
+        "d",
+        &PatchParams::apply("two"),
+        &Patch::Apply(base(json!([{"name": "b", "image": "b:1"}]))),
+    )
+    .await
+    .unwrap();
+    let d = deps.get("d").await.unwrap();
+    let names: Vec<&str> = d.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(d.metadata.generation, Some(2));
+    let fields = serde_json::to_value(&d.metadata.managed_fields.unwrap()[1].fields_v1).unwrap();
+    assert!(
+        fields
+            .pointer("/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"b\"}/f:image")
+            .is_some(),
+        "{fields}"
+    );
+}
+
+#[tokio::test]
+async fn finalizers_block_deletion_until_removed() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "f", "finalizers": ["example.com/x"]}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let r = cms.delete("f", &DeleteParams::default()).await.unwrap();
+    let pending = r.left().expect("object still exists");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    // adding a finalizer while deleting is forbidden
+    let e = status(
+        cms.patch(
+            "f",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/x", "example.com/y"]}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    cms.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert!(cms.get_opt("f").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn namespace_deletion_terminates_and_removes_contents() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "doomed").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "plain"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["x/y"]}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let r = nss
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    let ns = r.left().unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    assert!(cms.get_opt("plain").await.unwrap().is_none());
+    assert!(
+        cms.get("held")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    let e = status(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "new"}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert!(
+        e.message.contains("because it is being terminated"),
+        "{}",
+        e.message
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+    )
+    .await
+    .unwrap();
+    eventually("namespace gone", || async {
+        nss.get_opt("doomed").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn owner_reference_garbage_collection() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let oref = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.clone().unwrap()}]);
+    for n in ["dep1", "dep2"] {
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": n, "ownerReferences": oref}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    cms.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("dependents collected", || async {
+        cms.get_opt("dep1").await.unwrap().is_none() && cms.get_opt("dep2").await.unwrap().is_none()
+    })
+    .await;
+
+    // orphan keeps dependents and strips the owner reference
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner2"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let oref = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner.metadata.uid.clone().unwrap()}]);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "kept", "ownerReferences": oref}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    cms.delete("owner2", &DeleteParams::orphan()).await.unwrap();
+    let kept = cms.get("kept").await.unwrap();
+    assert!(kept.metadata.owner_references.is_none_or(|r| r.is_empty()));
+
+    // foreground: owner waits for a dependent with a finalizer
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner3"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let oref = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner3", "uid": owner.metadata.uid.clone().unwrap()}]);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "slow", "finalizers": ["x/y"], "ownerReferences": oref}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let r = cms
+        .delete("owner3", &DeleteParams::foreground())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(
+        r.metadata
+            .finalizers
+            .unwrap()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    assert!(
+        cms.get("slow")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    cms.patch(
+        "slow",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually("owner3 gone", || async {
+        cms.get_opt("owner3").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_collection_and_preconditions() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for (n, l) in [("x1", "a"), ("x2", "a"), ("x3", "b")] {
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": n, "labels": {"g": l}}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("g=a"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["x3"]);
+    let mut dp = DeleteParams::default();
+    dp.preconditions = Some(kube::api::Preconditions {
+        uid: Some("wrong".into()),
+        resource_version: None,
+    });
+    let e = status(cms.delete("x3", &dp).await.unwrap_err());
+    assert_eq!(e.code, 409);
+}
