@@ -731,11 +731,13 @@ async fn delete_collection_and_preconditions() {
         .map(|c| c.metadata.name.unwrap())
         .collect();
     assert_eq!(left, ["x3"]);
-    let mut dp = DeleteParams::default();
-    dp.preconditions = Some(kube::api::Preconditions {
-        uid: Some("wrong".into()),
-        resource_version: None,
-    });
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("wrong".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
     let e = status(cms.delete("x3", &dp).await.unwrap_err());
     assert_eq!(e.code, 409);
 }
