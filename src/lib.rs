@@ -4,6 +4,7 @@
 //! benchmarks reach the same code the binary runs.
 
 pub mod api;
+pub mod dev;
 pub mod metrics;
 pub mod operator;
 pub mod quantity;

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
     Run(landlord::operator::Options),
+    /// Start an embedded API server with the CRDs, the example tenants and the operator.
+    Dev(landlord::dev::Options),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into --dir.
     Crdgen {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
@@ -44,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
             landlord::operator::run(client, options).await
+        }
+        Command::Dev(options) => {
+            telemetry::init(cli.log_format);
+            landlord::dev::run(options).await
         }
         Command::Crdgen { dir: None } => {
             print!("{}", landlord::api::crds_yaml()?);

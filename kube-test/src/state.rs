@@ -1010,6 +1010,18 @@ impl State {
                 let p: json_patch::Patch = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
                 let mut t = old.clone();
+                // The API server (evanphx/json-patch) treats `test` of a missing path against
+                // `null` as a match; kube-runtime's finalizer helper relies on it.
+                let p = json_patch::Patch(
+                    p.0.into_iter()
+                        .filter(|op| match op {
+                            json_patch::PatchOperation::Test(test) => {
+                                !(test.value.is_null() && t.pointer(test.path.as_str()).is_none())
+                            }
+                            _ => true,
+                        })
+                        .collect(),
+                );
                 json_patch::patch(&mut t, &p).map_err(|e| {
                     ApiError::new(
                         422,
