@@ -177,7 +177,11 @@ impl Quantity {
     pub fn add(&self, o: &Quantity) -> Quantity {
         Quantity {
             nanos: self.nanos + o.nanos,
-            format: self.format,
+            format: if self.nanos == 0 {
+                o.format
+            } else {
+                self.format
+            },
         }
     }
     pub fn sub(&self, o: &Quantity) -> Quantity {

@@ -294,15 +294,19 @@ pub fn default_limit_range(lr: &mut Value) {
             if l["type"].as_str() != Some("Container") {
                 continue;
             }
-            if l.get("default").is_none()
-                && let Some(m) = l.get("max").cloned()
-            {
-                l["default"] = m;
-            }
-            if l.get("defaultRequest").is_none()
-                && let Some(d) = l.get("default").cloned()
-            {
-                l["defaultRequest"] = d;
+            // per resource: default <- max, defaultRequest <- default
+            for (dst, src) in [("default", "max"), ("defaultRequest", "default")] {
+                let Some(from) = l.get(src).and_then(Value::as_object).cloned() else {
+                    continue;
+                };
+                if !l.get(dst).is_some_and(Value::is_object) {
+                    l[dst] = json!({});
+                }
+                for (k, v) in from {
+                    if l[dst].get(&k).is_none() {
+                        l[dst][&k] = v;
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,409 @@
+//! ResourceQuota, LimitRange, TokenRequest/TokenReview, test hooks.
+mod common;
+use common::*;
+use k8s_openapi::api::authentication::v1::TokenReview;
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Pod, ResourceQuota, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube_test::Injection;
+use serde_json::json;
+use std::time::Duration;
+
+fn pod(name: &str, cpu: Option<&str>, mem: Option<&str>) -> Pod {
+    let mut res = json!({});
+    if let Some(c) = cpu {
+        res["requests"]["cpu"] = json!(c);
+        res["limits"]["cpu"] = json!(c);
+    }
+    if let Some(m) = mem {
+        res["requests"]["memory"] = json!(m);
+        res["limits"]["memory"] = json!(m);
+    }
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox", "resources": res}]}})).unwrap()
+}
+
+async fn quota_status(api: &Api<ResourceQuota>, name: &str) -> serde_json::Value {
+    serde_json::to_value(api.get(name).await.unwrap().status.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn resource_quota_counts_and_refuses() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "q").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "q");
+    quotas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "rq"},
+        "spec": {"hard": {"pods": "2", "requests.cpu": "1", "limits.memory": "1Gi", "configmaps": "1", "count/secrets": "5"}}})).unwrap()).await.unwrap();
+    eventually("status populated", || async {
+        quota_status(&quotas, "rq").await["used"] == json!({"pods": "0", "requests.cpu": "0", "limits.memory": "0", "configmaps": "0", "count/secrets": "0"})
+    }).await;
+    assert_eq!(
+        quota_status(&quotas, "rq").await["hard"]["limits.memory"],
+        "1Gi"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "q");
+    pods.create(
+        &PostParams::default(),
+        &pod("p1", Some("500m"), Some("512Mi")),
+    )
+    .await
+    .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("p2", Some("250m"), Some("256Mi")),
+    )
+    .await
+    .unwrap();
+    let st = quota_status(&quotas, "rq").await;
+    assert_eq!(st["used"]["pods"], "2");
+    assert_eq!(st["used"]["requests.cpu"], "750m");
+    assert_eq!(st["used"]["limits.memory"], "768Mi");
+
+    let e = status(
+        pods.create(
+            &PostParams::default(),
+            &pod("p3", Some("100m"), Some("1Mi")),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        "pods \"p3\" is forbidden: exceeded quota: rq, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+
+    pods.delete("p2", &DeleteParams::default()).await.unwrap();
+    let e = status(
+        pods.create(
+            &PostParams::default(),
+            &pod("p3", Some("600m"), Some("1Mi")),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "pods \"p3\" is forbidden: exceeded quota: rq, requested: requests.cpu=600m, used: requests.cpu=500m, limited: requests.cpu=1"
+    );
+    let e = status(
+        pods.create(&PostParams::default(), &pod("p4", None, None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        "pods \"p4\" is forbidden: failed quota: rq: must specify limits.memory for: c; requests.cpu for: c"
+    );
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "q");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "c1"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let e = status(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "c2"}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "configmaps \"c2\" is forbidden: exceeded quota: rq, requested: configmaps=1, used: configmaps=1, limited: configmaps=1"
+    );
+    let st = quota_status(&quotas, "rq").await;
+    assert_eq!(st["used"]["configmaps"], "1");
+    assert_eq!(st["used"]["pods"], "1");
+}
+
+#[tokio::test]
+async fn quota_admission_is_atomic_under_concurrency() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "race").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "race");
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "rq"}, "spec": {"hard": {"count/configmaps": "5"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "race");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let cms = cms.clone();
+            tokio::spawn(async move {
+                cms.create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}}))
+                        .unwrap(),
+                )
+                .await
+                .is_ok()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 5);
+    assert_eq!(
+        quota_status(&quotas, "rq").await["used"]["count/configmaps"],
+        "5"
+    );
+}
+
+#[tokio::test]
+async fn pvc_storage_quota_and_limit_range_defaults() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "lr").await;
+    let lrs: Api<LimitRange> = Api::namespaced(client.clone(), "lr");
+    lrs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "defaults"},
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": "200m", "memory": "128Mi"}, "defaultRequest": {"cpu": "100m"}}]}})).unwrap()).await.unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "lr");
+    quotas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "rq"},
+        "spec": {"hard": {"requests.cpu": "1", "memory": "1Gi", "requests.storage": "10Gi", "persistentvolumeclaims": "2"}}})).unwrap()).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "lr");
+    let p = pods
+        .create(&PostParams::default(), &pod("p", None, None))
+        .await
+        .unwrap();
+    let res = serde_json::to_value(&p.spec.unwrap().containers[0].resources).unwrap();
+    assert_eq!(
+        res,
+        json!({"limits": {"cpu": "200m", "memory": "128Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}})
+    );
+    let st = quota_status(&quotas, "rq").await;
+    assert_eq!(st["used"]["requests.cpu"], "100m");
+    assert_eq!(st["used"]["memory"], "128Mi");
+
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), "lr");
+    let pvc = |n: &str, size: &str| {
+        serde_json::from_value(json!({"metadata": {"name": n}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}})).unwrap()
+    };
+    pvcs.create(&PostParams::default(), &pvc("a", "8Gi"))
+        .await
+        .unwrap();
+    let e = status(
+        pvcs.create(&PostParams::default(), &pvc("b", "4Gi"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "persistentvolumeclaims \"b\" is forbidden: exceeded quota: rq, requested: requests.storage=4Gi, used: requests.storage=8Gi, limited: requests.storage=10Gi"
+    );
+    pvcs.create(&PostParams::default(), &pvc("b", "2Gi"))
+        .await
+        .unwrap();
+    assert_eq!(
+        quota_status(&quotas, "rq").await["used"]["requests.storage"],
+        "10Gi"
+    );
+}
+
+#[tokio::test]
+async fn token_request_and_review() {
+    let (server, client) = setup().await;
+    create_ns(&client, "t").await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "t");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "bot"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let tr: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": ["api"]}})).unwrap();
+    let tr = sas
+        .create_token_request("bot", &PostParams::default(), &tr)
+        .await
+        .unwrap();
+    let token = tr.status.unwrap().token;
+    assert!(!token.is_empty());
+
+    let reviews: Api<TokenReview> = Api::all(client.clone());
+    let review =
+        |t: String| serde_json::from_value::<TokenReview>(json!({"spec": {"token": t}})).unwrap();
+    let r = reviews
+        .create(&PostParams::default(), &review(token.clone()))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(r.authenticated, Some(true));
+    let user = r.user.unwrap();
+    assert_eq!(
+        user.username.as_deref(),
+        Some("system:serviceaccount:t:bot")
+    );
+    assert_eq!(
+        user.groups.unwrap(),
+        [
+            "system:serviceaccounts",
+            "system:serviceaccounts:t",
+            "system:authenticated"
+        ]
+    );
+
+    let r = reviews
+        .create(&PostParams::default(), &review(server.admin_token()))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(r.authenticated, Some(true));
+    assert!(
+        r.user
+            .unwrap()
+            .groups
+            .unwrap()
+            .contains(&"system:masters".to_string())
+    );
+
+    let r = reviews
+        .create(&PostParams::default(), &review("garbage".into()))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_ne!(r.authenticated, Some(true));
+    // the token dies with its service account
+    sas.delete("bot", &DeleteParams::default()).await.unwrap();
+    let r = reviews
+        .create(&PostParams::default(), &review(token))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_ne!(r.authenticated, Some(true));
+    let e = status(
+        sas.create_token_request(
+            "bot",
+            &PostParams::default(),
+            &serde_json::from_value(json!({"spec": {}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 404);
+}
+
+#[tokio::test]
+async fn hooks_count_and_inject() {
+    let (server, client) = setup().await;
+    let hooks = server.hooks();
+    hooks.reset_counts();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "h"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    cms.get("h").await.unwrap();
+    cms.list(&Default::default()).await.unwrap();
+    assert_eq!(hooks.request_count("create", "configmaps"), 1);
+    assert_eq!(hooks.request_count("get", "configmaps"), 1);
+    assert_eq!(hooks.request_count("list", "*"), 1);
+    assert_eq!(hooks.request_count("*", "configmaps"), 3);
+    assert_eq!(hooks.write_count(), 1);
+
+    let id = hooks.inject(
+        Injection::error(500)
+            .verb("get")
+            .resource("configmaps")
+            .name("h")
+            .times(1),
+    );
+    let e = status(cms.get("h").await.unwrap_err());
+    assert_eq!(e.code, 500);
+    cms.get("h").await.unwrap();
+    hooks.clear_injection(id);
+
+    let id = hooks.inject(Injection::error(409).verb("create").resource("configmaps"));
+    for _ in 0..2 {
+        let e = status(
+            cms.create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "z"}})).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+        );
+        assert_eq!(e.code, 409);
+    }
+    hooks.clear_injection(id);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "z"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let id = hooks.inject(Injection::delay(Duration::from_millis(200)).verb("get"));
+    let t = std::time::Instant::now();
+    cms.get("z").await.unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    hooks.clear_injection(id);
+
+    hooks.reset_counts();
+    assert_eq!(hooks.write_count(), 0);
+}
+
+#[tokio::test]
+async fn hooks_over_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.list(&Default::default()).await.unwrap();
+    let addr = server.url().trim_start_matches("http://").to_string();
+    let call = |method: &'static str, path: &'static str, body: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).await.unwrap();
+            serde_json::from_str::<serde_json::Value>(buf.split_once("\r\n\r\n").unwrap().1)
+                .unwrap()
+        }
+    };
+    let counts = call("GET", "/kube-test/counts", "").await;
+    assert!(
+        counts["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["verb"] == "list" && c["resource"] == "configmaps" && c["count"] == 1)
+    );
+    let inj = call(
+        "POST",
+        "/kube-test/inject",
+        r#"{"verb":"list","resource":"configmaps","status":500}"#,
+    )
+    .await;
+    assert!(inj["id"].as_u64().is_some());
+    let e = status(cms.list(&Default::default()).await.unwrap_err());
+    assert_eq!(e.code, 500);
+    call("DELETE", "/kube-test/inject", "").await;
+    cms.list(&Default::default()).await.unwrap();
+    call("POST", "/kube-test/reset", "").await;
+    assert_eq!(server.hooks().request_count("*", "*"), 0);
+    call("POST", "/kube-test/drop-watches", "").await;
+}
