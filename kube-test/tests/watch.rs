@@ -194,8 +194,10 @@ async fn streaming_list_initial_events_end_bookmark() {
     cms.create(&PostParams::default(), &cm("pre", json!({})))
         .await
         .unwrap();
-    let mut wp = WatchParams::default();
-    wp.send_initial_events = true;
+    let wp = WatchParams {
+        send_initial_events: true,
+        ..Default::default()
+    };
     let mut w = cms.watch(&wp, "").await.unwrap().boxed();
     assert!(
         matches!(next_event(&mut w).await, WatchEvent::Added(o) if o.metadata.name.as_deref() == Some("pre"))
