@@ -13,6 +13,7 @@ build: ## Build every binary (landlord, kube-test)
 
 test: ## Run all tests: unit, CRD validation and drift, kube-test, integration, kubectl
 	$(CARGO) test --workspace
+	bash tests/kubectl-dev.sh
 
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check

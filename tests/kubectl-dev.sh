@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# kubectl against `landlord dev`: get ns, get tenants -o wide, apply --server-side, delete tenant.
+# Run by `make test` after the cargo tests (which build target/debug/landlord).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl-dev: SKIPPED (kubectl is not on PATH)"
+  exit 0
+fi
+work=$(mktemp -d)
+port=$(( 20000 + RANDOM % 20000 ))
+export KUBECONFIG="$work/kubeconfig"
+RUST_LOG=warn target/debug/landlord dev --port "$port" --kubeconfig "$KUBECONFIG" >"$work/dev.log" 2>&1 &
+dev=$!
+trap 'kill $dev 2>/dev/null; wait $dev 2>/dev/null; rm -rf "$work"' EXIT
+
+# Poll with a deadline for the "ready" line.
+deadline=$(( SECONDS + 60 ))
+until grep -q '^ready' "$work/dev.log"; do
+  if (( SECONDS > deadline )) || ! kill -0 $dev 2>/dev/null; then cat "$work/dev.log"; echo "landlord dev never became ready"; exit 1; fi
+  sleep 0.1
+done
+
+passed=0; failed=0
+check() { # name, command, expected regex
+  local out
+  out=$(eval "$2" 2>&1 || true)
+  if grep -Eq "$3" <<<"$out"; then passed=$((passed+1)); echo "ok   $1"
+  else failed=$((failed+1)); echo "FAIL $1: expected /$3/ in:"; echo "$out"; fi
+}
+
+check "get ns lists tenant namespaces" "kubectl get ns" "acme-prod +Active"
+check "get tenants -o wide shows printer columns" "kubectl get tenants -o wide" "acme +Active +pro +2 .*Active +ACME Corporation"
+check "get landlord lists every kind" "kubectl get landlord" "tenantquota.landlord.dev/pro"
+check "apply --server-side of the examples" "kubectl apply --server-side -f manifests/examples/" "tenant.landlord.dev/acme serverside-applied"
+check "quota written into tenant namespaces" "kubectl get resourcequota -n acme-prod landlord-quota -o jsonpath='{.spec.hard.pods}'" "^20$"
+check "delete tenant" "kubectl delete tenant globex" 'tenant.landlord.dev "globex" deleted'
+check "the deleted tenant is gone" "kubectl get tenant globex" "NotFound"
+check "Archive (the default) keeps the namespace, released" "kubectl get ns globex-app --show-labels" "globex-app +Active"
+check "released namespace has no tenant label" "kubectl get ns -l landlord.dev/tenant=globex -o name | wc -l" "^ *0$"
+check "refused at admission with the rule's message" "kubectl apply --server-side -f - <<<'{\"apiVersion\":\"landlord.dev/v1alpha1\",\"kind\":\"Tenant\",\"metadata\":{\"name\":\"bad\"},\"spec\":{\"owners\":[{\"kind\":\"ServiceAccount\",\"name\":\"ci\"}]}}'" "needs a namespace"
+
+echo "kubectl-dev: $passed passed, $failed failed"
+(( failed == 0 ))
