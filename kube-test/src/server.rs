@@ -416,6 +416,14 @@ async fn resource_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let known = auth
+            .strip_prefix("Bearer ")
+            .is_some_and(|tok| shared.state.lock().unwrap().tokens.contains_key(tok.trim()));
+        if !known {
+            return err_response(&ApiError::new(401, "Unauthorized", "Unauthorized"));
+        }
+    }
     let def = {
         let s = shared.state.lock().unwrap();
         s.find_def(&t.group, &t.version, &t.plural)
@@ -710,16 +718,7 @@ async fn resource_request(
             let mut s = shared.state.lock().unwrap();
             if verb == "delete" {
                 match s.delete(&def, &ns, &name, &dopts) {
-                    Ok(o) => {
-                        let code = if o["kind"] == "Status" {
-                            200
-                        } else if s.get_obj(&def.key(), &ns, &name).is_some() {
-                            202
-                        } else {
-                            200
-                        };
-                        json_response(code, &o)
-                    }
+                    Ok(o) => json_response(200, &o),
                     Err(e) => err_response(&e),
                 }
             } else {

@@ -472,6 +472,9 @@ impl State {
             .insert((ns.clone(), name.clone()), obj.clone());
         self.emit(def.key(), &ns, "ADDED", obj.clone(), None);
         self.after_write(def, &ns, &obj);
+        if def.group.is_empty() && def.kind == "Namespace" {
+            self.populate_namespace(&name);
+        }
         Ok(obj)
     }
 
@@ -689,6 +692,26 @@ impl State {
         Ok(())
     }
 
+    /// What the service-account and root-CA controllers create in a new namespace.
+    fn populate_namespace(&mut self, ns: &str) {
+        let opts = WriteOpts {
+            manager: "kube-controller-manager".into(),
+            ..Default::default()
+        };
+        if let Some(sa) = self.find_def("", "v1", "serviceaccounts") {
+            let _ = self.create(&sa, ns, json!({"metadata": {"name": "default"}}), &opts);
+        }
+        if let Some(cm) = self.find_def("", "v1", "configmaps") {
+            let _ = self.create(
+                &cm,
+                ns,
+                json!({"metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                    "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nkube-test has no CA; it serves plain HTTP\n-----END CERTIFICATE-----\n"}}),
+                &opts,
+            );
+        }
+    }
+
     /// Bookkeeping after any stored change in `ns` (quota usage, CRD registration).
     fn after_write(&mut self, def: &ResourceDef, ns: &str, obj: &Value) {
         if def.group == "apiextensions.k8s.io" && def.kind == "CustomResourceDefinition" {
@@ -896,12 +919,21 @@ impl State {
         obj: Value,
         opts: &WriteOpts,
     ) -> ApiResult<Value> {
-        if meta(&obj, "resourceVersion").is_none_or(str::is_empty)
-            && self.get_obj(&def.key(), ns, name).is_some()
-            && !matches!(def.kind.as_str(), "Namespace")
-        {
-            // unconditional update is allowed for most kinds; keep it permissive like the
-            // real server does for kinds with AllowUnconditionalUpdate
+        if self.get_obj(&def.key(), ns, name).is_none() {
+            return Err(ApiError::not_found(&def.group, &def.plural, name));
+        }
+        // custom resources do not allow unconditional updates
+        if def.crd.is_some() && meta(&obj, "resourceVersion").is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                &def.kind,
+                &def.group,
+                name,
+                vec![Cause::new(
+                    "metadata.resourceVersion",
+                    "FieldValueInvalid",
+                    "Invalid value: 0x0: must be specified for an update",
+                )],
+            ));
         }
         if self.get_obj(&def.key(), ns, name).is_none() {
             return Err(ApiError::not_found(&def.group, &def.plural, name));
@@ -939,6 +971,26 @@ impl State {
                 return Err(ApiError::bad_request(
                     "error decoding YAML: expected an object",
                 ));
+            }
+            if applied
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::bad_request(
+                    "Object 'Kind' is missing in applied configuration",
+                ));
+            }
+            if applied.get("apiVersion").and_then(Value::as_str) != Some(def.api_version().as_str())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "apiVersion of the applied configuration ({}) does not match the request ({})",
+                    applied
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    def.api_version()
+                )));
             }
             if let Some(n) = meta(&applied, "name")
                 && n != name

@@ -199,7 +199,7 @@ async fn list_selectors_and_pagination() {
     );
     assert_eq!(
         names(
-            all.list(&ListParams::default().labels("tier!=web"))
+            all.list(&ListParams::default().labels("tier,tier!=web"))
                 .await
                 .unwrap()
         ),
@@ -215,7 +215,7 @@ async fn list_selectors_and_pagination() {
     );
     assert_eq!(
         names(
-            all.list(&ListParams::default().labels("tier notin (db,cache)"))
+            all.list(&ListParams::default().labels("tier,tier notin (db,cache)"))
                 .await
                 .unwrap()
         ),
@@ -237,7 +237,7 @@ async fn list_selectors_and_pagination() {
                 .unwrap()
         )
         .len(),
-        0
+        6 // one kube-root-ca.crt per namespace
     );
     assert_eq!(
         names(
@@ -249,15 +249,23 @@ async fn list_selectors_and_pagination() {
     );
     assert_eq!(
         names(
-            all.list(&ListParams::default().fields("metadata.namespace=a"))
-                .await
-                .unwrap()
+            all.list(
+                &ListParams::default()
+                    .fields("metadata.namespace=a")
+                    .labels("tier")
+            )
+            .await
+            .unwrap()
         ),
         ["one", "two"]
     );
     let in_a: Api<ConfigMap> = Api::namespaced(client.clone(), "a");
     assert_eq!(
-        names(in_a.list(&ListParams::default()).await.unwrap()),
+        names(
+            in_a.list(&ListParams::default().labels("tier"))
+                .await
+                .unwrap()
+        ),
         ["one", "two"]
     );
     let e = status(
@@ -268,13 +276,21 @@ async fn list_selectors_and_pagination() {
     assert_eq!(e.code, 400);
 
     // pagination
-    let first = all.list(&ListParams::default().limit(3)).await.unwrap();
+    let first = all
+        .list(&ListParams::default().labels("tier").limit(3))
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 3);
     assert!(first.metadata.resource_version.is_some());
     assert_eq!(first.metadata.remaining_item_count, Some(1));
     let token = first.metadata.continue_.clone().unwrap();
     let second = all
-        .list(&ListParams::default().limit(3).continue_token(&token))
+        .list(
+            &ListParams::default()
+                .labels("tier")
+                .limit(3)
+                .continue_token(&token),
+        )
         .await
         .unwrap();
     // lists are ordered by namespace, then name
@@ -730,7 +746,7 @@ async fn delete_collection_and_preconditions() {
         .into_iter()
         .map(|c| c.metadata.name.unwrap())
         .collect();
-    assert_eq!(left, ["x3"]);
+    assert_eq!(left, ["kube-root-ca.crt", "x3"]);
     let dp = DeleteParams {
         preconditions: Some(kube::api::Preconditions {
             uid: Some("wrong".into()),
