@@ -153,7 +153,7 @@ async fn bookmarks_and_too_old_resource_version() {
     let client = server.client().await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let mut w = cms
-        .watch(&WatchParams::default(), "0")
+        .watch(&WatchParams::default().labels("none=1"), "0")
         .await
         .unwrap()
         .boxed();
@@ -191,11 +191,12 @@ async fn bookmarks_and_too_old_resource_version() {
 async fn streaming_list_initial_events_end_bookmark() {
     let (_s, client) = setup().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    cms.create(&PostParams::default(), &cm("pre", json!({})))
+    cms.create(&PostParams::default(), &cm("pre", json!({"t": "pre"})))
         .await
         .unwrap();
     let wp = WatchParams {
         send_initial_events: true,
+        label_selector: Some("t=pre".into()),
         ..Default::default()
     };
     let mut w = cms.watch(&wp, "").await.unwrap().boxed();
@@ -213,9 +214,12 @@ async fn streaming_list_initial_events_end_bookmark() {
         other => panic!("expected bookmark, got {other:?}"),
     }
     // kube-runtime's streaming-list watcher
-    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists())
-        .applied_objects()
-        .boxed();
+    let mut stream = watcher(
+        cms.clone(),
+        watcher::Config::default().labels("t=pre").streaming_lists(),
+    )
+    .applied_objects()
+    .boxed();
     let first = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
         .await
         .unwrap()
