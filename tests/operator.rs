@@ -1,0 +1,393 @@
+//! The operator binary, unmodified, against an API server: kube-test by default, or the
+//! cluster in KUBECONFIG when LANDLORD_E2E=1 (`make e2e`). Tests only use the Kubernetes API;
+//! the write-count test needs kube-test's request counters and is skipped on a real cluster.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use landlord::api::Tenant;
+use serde_json::json;
+
+struct Cluster {
+    client: Client,
+    server: Option<kube_test::RunningServer>,
+    operator: Child,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    pub fn new(tag: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!(
+            "landlord-{tag}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+    fn rand_suffix() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+    }
+}
+
+/// Start the API server (unless LANDLORD_E2E), install the CRDs, start the operator binary.
+async fn cluster(tag: &str, resync: &str) -> Cluster {
+    let dir = tempdir::new(tag);
+    let kubeconfig = dir.0.join("kubeconfig");
+    let (client, server) = if std::env::var("LANDLORD_E2E").is_ok() {
+        std::fs::copy(
+            std::env::var("KUBECONFIG").expect("KUBECONFIG for e2e"),
+            &kubeconfig,
+        )
+        .unwrap();
+        (Client::try_default().await.unwrap(), None)
+    } else {
+        let server = kube_test::ApiServer::start().await.unwrap();
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        (server.client().await.unwrap(), Some(server))
+    };
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    for crd in landlord::api::crds() {
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    poll("CRDs served", || async {
+        tenants.list(&Default::default()).await.is_ok()
+    })
+    .await;
+    let operator = Command::new(env!("CARGO_BIN_EXE_landlord"))
+        .args(["run", "--metrics-addr", "127.0.0.1:0", "--resync", resync])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    Cluster {
+        client,
+        server,
+        operator,
+        _dir: dir,
+    }
+}
+
+/// Poll `check` every 50 ms until it holds, failing after 30 s.
+async fn poll<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn apply(client: &Client, yaml: &str) {
+    landlord::dev::apply_yaml(client, yaml).await.unwrap();
+}
+
+fn condition(t: &Tenant, type_: &str) -> Option<(String, String)> {
+    let c = t
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+async fn wait_condition(
+    client: &Client,
+    tenant: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> Tenant {
+    let api: Api<Tenant> = Api::all(client.clone());
+    let want = Some((status.to_string(), reason.to_string()));
+    poll(&format!("{tenant} {type_}={status} {reason}"), || async {
+        api.get_opt(tenant).await.ok().flatten().is_some_and(|t| {
+            condition(&t, type_) == want
+                && t.status.as_ref().unwrap().observed_generation == t.metadata.generation
+        })
+    })
+    .await;
+    api.get(tenant).await.unwrap()
+}
+
+async fn hard(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let rq = Api::<ResourceQuota>::namespaced(client.clone(), ns)
+        .get("landlord-quota")
+        .await
+        .unwrap();
+    rq.spec
+        .unwrap()
+        .hard
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+const PLAN: &str = "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: team}\nspec:\n  hard: {pods: 10, requests.cpu: '2'}\n  namespaceHard: {count/services: 5}\n  podSecurity: restricted\n";
+
+#[tokio::test]
+async fn a_tenant_is_provisioned_updated_and_deleted() {
+    let c = cluster("lifecycle", "5m").await;
+    apply(&c.client, PLAN).await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: shop}\nspec:\n  quotaRef: team\n  deletionPolicy: Delete\n  owners: [{kind: Group, name: shop-devs}]\n  namespaces: [{name: web}, {name: db}]\n").await;
+    let t = wait_condition(&c.client, "shop", "Ready", "True", "Ready").await;
+    let status = t.status.unwrap();
+    assert_eq!(status.namespaces, ["shop-web", "shop-db"]);
+    assert_eq!(status.usage["pods"].hard.as_deref(), Some("10"));
+
+    // Exactly the expected objects.
+    let ns = Api::<Namespace>::all(c.client.clone())
+        .get("shop-web")
+        .await
+        .unwrap();
+    let labels = ns.labels();
+    assert_eq!(labels["landlord.dev/tenant"], "shop");
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert!(
+        ns.metadata.owner_references.unwrap_or_default().is_empty(),
+        "namespaces must not be garbage-collectable"
+    );
+    assert_eq!(
+        hard(&c.client, "shop-web").await,
+        BTreeMap::from([
+            ("pods".into(), "5".into()),
+            ("requests.cpu".into(), "1".into()),
+            ("count/services".into(), "5".into())
+        ])
+    );
+    assert_eq!(
+        hard(&c.client, "shop-db").await,
+        BTreeMap::from([
+            ("pods".into(), "5".into()),
+            ("requests.cpu".into(), "1".into()),
+            ("count/services".into(), "5".into())
+        ])
+    );
+    let rb = Api::<RoleBinding>::namespaced(c.client.clone(), "shop-db")
+        .get("landlord-owners")
+        .await
+        .unwrap();
+    assert_eq!(rb.role_ref.name, "admin");
+    assert_eq!(rb.subjects.unwrap()[0].name, "shop-devs");
+    let np = Api::<NetworkPolicy>::namespaced(c.client.clone(), "shop-db")
+        .get("landlord-isolation")
+        .await
+        .unwrap();
+    assert_eq!(
+        np.spec.unwrap().policy_types.unwrap(),
+        ["Ingress", "Egress"]
+    );
+
+    // A plan change reaches the tenant.
+    apply(&c.client, &PLAN.replace("pods: 10", "pods: 20")).await;
+    poll("plan change applied", || async {
+        hard(&c.client, "shop-web").await["pods"] == "10"
+    })
+    .await;
+
+    // Add a namespace, then remove one (Delete policy: it goes).
+    let change = json!({"spec": {"namespaces": [{"name": "web"}, {"name": "jobs"}]}});
+    Api::<Tenant>::all(c.client.clone())
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap();
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    poll("jobs added, db removed", || async {
+        let jobs = namespaces.get_opt("shop-jobs").await.unwrap().is_some();
+        let db_gone = namespaces
+            .get_opt("shop-db")
+            .await
+            .unwrap()
+            .is_none_or(|n| n.metadata.deletion_timestamp.is_some());
+        jobs && db_gone
+    })
+    .await;
+
+    // Delete the tenant: its namespaces go, and the Tenant itself once the finalizer ran.
+    Api::<Tenant>::all(c.client.clone())
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    poll("tenant gone", || async {
+        Api::<Tenant>::all(c.client.clone())
+            .get_opt("shop")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    poll("namespaces gone", || async {
+        namespaces
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|n| n.name_any().starts_with("shop-"))
+            .all(|n| n.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_plan_and_a_foreign_namespace_change_nothing_they_must_not() {
+    let c = cluster("conflict", "5m").await;
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "bank-vault", "labels": {"owner": "someone"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: bank}\nspec:\n  quotaRef: gold\n  namespaces: [{name: vault}, {name: app}]\n").await;
+    wait_condition(&c.client, "bank", "Ready", "False", "PlanNotFound").await;
+    assert!(
+        namespaces.get_opt("bank-app").await.unwrap().is_none(),
+        "nothing is created without the plan"
+    );
+
+    apply(&c.client, &PLAN.replace("name: team", "name: gold")).await;
+    let t = wait_condition(
+        &c.client,
+        "bank",
+        "Provisioned",
+        "False",
+        "NamespaceConflict",
+    )
+    .await;
+    assert_eq!(t.status.unwrap().namespaces, ["bank-app"]);
+    let vault = namespaces.get("bank-vault").await.unwrap();
+    assert_eq!(
+        vault.labels().get("landlord.dev/tenant"),
+        None,
+        "a foreign namespace is never adopted"
+    );
+    assert_eq!(vault.labels()["owner"], "someone");
+    assert!(
+        Api::<ResourceQuota>::namespaced(c.client.clone(), "bank-vault")
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_tenant_wide_pod_limit_holds_under_concurrency() {
+    let c = cluster("pods", "5m").await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: ten}\nspec:\n  hard: {pods: 10}\n").await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: race}\nspec:\n  quotaRef: ten\n  namespaces: [{name: a}, {name: b}, {name: c}]\n").await;
+    wait_condition(&c.client, "race", "Ready", "True", "Ready").await;
+
+    // 30 pods at once across the three namespaces, each retried until a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let client = c.client.clone();
+        let ns = ["race-a", "race-b", "race-c"][i % 3];
+        tasks.push(tokio::spawn(async move {
+            let pods: Api<Pod> = Api::namespaced(client, ns);
+            let pod: Pod = serde_json::from_value(json!({"metadata": {"name": format!("p{i}")}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+            while Instant::now() < deadline {
+                if pods.create(&PostParams::default(), &pod).await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            false
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        created += t.await.unwrap() as usize;
+    }
+    let total: usize = futures::future::join_all(["race-a", "race-b", "race-c"].map(|ns| {
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+        async move { pods.list(&Default::default()).await.unwrap().items.len() }
+    }))
+    .await
+    .into_iter()
+    .sum();
+    assert_eq!(created, 10);
+    assert_eq!(total, 10);
+    let sum: i64 = futures::future::join_all(["race-a", "race-b", "race-c"].map(|ns| {
+        let client = c.client.clone();
+        async move { hard(&client, ns).await["pods"].parse::<i64>().unwrap() }
+    }))
+    .await
+    .into_iter()
+    .sum();
+    assert!(sum <= 10, "namespace quotas sum to {sum}");
+}
+
+#[tokio::test]
+async fn a_converged_operator_writes_nothing() {
+    if std::env::var("LANDLORD_E2E").is_ok() {
+        eprintln!("skipped on a real cluster: counts writes at kube-test");
+        return;
+    }
+    let c = cluster("quiet", "1s").await;
+    apply(&c.client, PLAN).await;
+    for i in 0..50 {
+        apply(&c.client, &format!("apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t{i}}}\nspec:\n  quotaRef: team\n  owners: [{{kind: User, name: u{i}}}]\n  namespaces: [{{name: a}}, {{name: b}}]\n")).await;
+    }
+    for i in 0..50 {
+        wait_condition(&c.client, &format!("t{i}"), "Ready", "True", "Ready").await;
+    }
+    let hooks = c.server.as_ref().unwrap().hooks();
+    // Let in-flight reconciles triggered by our own writes settle, then count.
+    poll("settled", || async {
+        hooks.reset_counts();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        hooks.write_count() == 0
+    })
+    .await;
+    let reads_before = hooks.request_count("list", "resourcequotas");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(hooks.write_count(), 0, "writes during 60 s of resyncs");
+    assert!(
+        hooks.request_count("list", "resourcequotas") > reads_before + 50,
+        "the tenants were resynced"
+    );
+}
