@@ -409,3 +409,23 @@ async fn hooks_over_http() {
     assert_eq!(server.hooks().request_count("*", "*"), 0);
     call("POST", "/kube-test/drop-watches", "").await;
 }
+
+#[tokio::test]
+async fn shutdown_is_prompt_even_with_open_watches() {
+    let (server, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let _w = cms.watch(&Default::default(), "0").await.unwrap();
+    let url = server.url();
+    let t = std::time::Instant::now();
+    server.shutdown().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    let addr = url.trim_start_matches("http://").to_string();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}

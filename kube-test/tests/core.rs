@@ -757,3 +757,162 @@ async fn delete_collection_and_preconditions() {
     let e = status(cms.delete("x3", &dp).await.unwrap_err());
     assert_eq!(e.code, 409);
 }
+
+#[tokio::test]
+async fn unknown_bearer_token_is_unauthorized() {
+    let (server, _client) = setup().await;
+    let yaml = server
+        .kubeconfig_yaml()
+        .replace(&server.admin_token(), "not-a-token");
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let bad = kube::Client::try_from(cfg).unwrap();
+    let e = status(
+        Api::<ConfigMap>::namespaced(bad, "default")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (401, "Unauthorized"));
+}
+
+#[tokio::test]
+async fn new_namespaces_get_default_service_account_and_root_ca() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "fresh").await;
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), "fresh");
+    assert!(sas.get_opt("default").await.unwrap().is_some());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "fresh");
+    assert!(
+        cms.get("kube-root-ca.crt")
+            .await
+            .unwrap()
+            .data
+            .unwrap()
+            .contains_key("ca.crt")
+    );
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("fresh")
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.metadata.labels.unwrap()["kubernetes.io/metadata.name"],
+        "fresh"
+    );
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+}
+
+#[tokio::test]
+async fn apply_requires_kind_and_matching_api_version() {
+    let (_s, client) = setup().await;
+    let cms = dynamic(
+        &client,
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        Some("default"),
+    );
+    let e = status(
+        cms.patch(
+            "k",
+            &PatchParams::apply("m"),
+            &Patch::Apply(json!({"apiVersion": "v1", "metadata": {"name": "k"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 400);
+    let e = status(
+        cms.patch(
+            "k",
+            &PatchParams::apply("m"),
+            &Patch::Apply(
+                json!({"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "k"}}),
+            ),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 400);
+}
+
+#[tokio::test]
+async fn fifty_tenants_with_quotas_are_fast() {
+    let (_s, client) = setup().await;
+    let start = std::time::Instant::now();
+    for i in 0..60 {
+        let ns = format!("tenant-{i}");
+        let nsapi = dynamic(&client, "", "v1", "Namespace", "namespaces", None);
+        nsapi.patch(&ns, &PatchParams::apply("landlord"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"tenant": format!("t{i}")}}}))).await.unwrap();
+        let q = dynamic(
+            &client,
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            Some(&ns),
+        );
+        q.patch("quota", &PatchParams::apply("landlord"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "quota"}, "spec": {"hard": {"pods": "10", "requests.cpu": "4", "configmaps": "20"}}}))).await.unwrap();
+        let rb = dynamic(
+            &client,
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            Some(&ns),
+        );
+        rb.patch("admin", &PatchParams::apply("landlord"), &Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}, "subjects": [{"kind": "User", "name": format!("u{i}"), "apiGroup": "rbac.authorization.k8s.io"}]}))).await.unwrap();
+        let np = dynamic(
+            &client,
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            Some(&ns),
+        );
+        np.patch("isolate", &PatchParams::apply("landlord"), &Patch::Apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "isolate"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}))).await.unwrap();
+        for j in 0..3 {
+            let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+            cms.create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": format!("cm{j}")}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    assert!(all.list(&ListParams::default()).await.unwrap().items.len() >= 240);
+    let quotas = dynamic(&client, "", "v1", "ResourceQuota", "resourcequotas", None);
+    let list = quotas.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 60);
+    assert!(
+        list.items
+            .iter()
+            .all(|q| q.data["status"]["used"]["configmaps"] == "4")
+    );
+    let nss = dynamic(&client, "", "v1", "Namespace", "namespaces", None);
+    for i in 0..60 {
+        nss.delete(&format!("tenant-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        nss.list(&ListParams::default().labels("tenant"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+}

@@ -388,3 +388,65 @@ async fn reqwest_like(url: &str, path: &str, token: &str) -> serde_json::Value {
     let body = text.split_once("\r\n\r\n").unwrap().1;
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
+
+#[tokio::test]
+async fn custom_resource_update_requires_resource_version_and_strict_validation() {
+    let (_s, client) = setup().await;
+    let widgets = install_widgets(&client).await;
+    let w = widgets
+        .create(&PostParams::default(), &widget("u", json!({"size": 1})))
+        .await
+        .unwrap();
+    let mut stale = w.clone();
+    stale.metadata.resource_version = None;
+    let e = status(
+        widgets
+            .replace("u", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    let mut ok = w.clone();
+    ok.data["spec"]["size"] = json!(2);
+    let w2 = widgets
+        .replace("u", &PostParams::default(), &ok)
+        .await
+        .unwrap();
+    assert_eq!(w2.metadata.generation, Some(2));
+
+    let strict = PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..PatchParams::apply("m")
+    };
+    let e = status(widgets.patch("u", &strict, &Patch::Apply(json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 2, "bogus": 1}}))).await.unwrap_err());
+    assert_eq!(e.code, 400);
+    assert!(
+        e.message.contains("unknown field \"spec.bogus\""),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn kube_discovery_finds_custom_resources() {
+    let (_s, client) = setup().await;
+    install_widgets(&client).await;
+    let d = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let (ar, caps) = d
+        .resolve_gvk(&kube::core::GroupVersionKind::gvk(
+            "example.com",
+            "v1",
+            "Widget",
+        ))
+        .unwrap();
+    assert_eq!(ar.plural, "widgets");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(
+        d.resolve_gvk(&kube::core::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment"
+        ))
+        .is_some()
+    );
+}
