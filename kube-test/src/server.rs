@@ -639,7 +639,13 @@ async fn resource_request(
                 label,
                 field,
                 q,
-                as_meta,
+                if as_table {
+                    View::Table
+                } else if as_meta {
+                    View::Meta
+                } else {
+                    View::Full
+                },
             )
         }
         "create" => {
@@ -865,14 +871,29 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
     json_response(201, &out)
 }
 
+/// How objects are rendered in responses.
+#[derive(Clone, Copy, PartialEq)]
+enum View {
+    Full,
+    Meta,
+    Table,
+}
+
 fn partial(o: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
 }
 
 /// Serialise a watch event line for the given def.
-fn event_line(def: &ResourceDef, etype: &str, obj: &Value, as_meta: bool) -> Bytes {
+fn event_line(def: &ResourceDef, etype: &str, obj: &Value, view: View) -> Bytes {
     let o = State::present(def, obj);
-    let o = if as_meta { partial(&o) } else { o };
+    let o = match view {
+        View::Full => o,
+        View::Meta => partial(&o),
+        View::Table => {
+            let md = json!({"resourceVersion": meta(&o, "resourceVersion")});
+            crate::table::to_table(def, &[o], md, "Metadata")
+        }
+    };
     let mut v = serde_json::to_vec(&json!({"type": etype, "object": o})).unwrap();
     v.push(b'\n');
     Bytes::from(v)
@@ -898,7 +919,7 @@ struct WatchStream {
     bookmark_interval: Duration,
     next_bookmark: tokio::time::Instant,
     last_rv: u64,
-    as_meta: bool,
+    view: View,
 }
 
 fn watch(
@@ -908,7 +929,7 @@ fn watch(
     labels: LabelSelector,
     fields: FieldSelector,
     q: HashMap<String, String>,
-    as_meta: bool,
+    view: View,
 ) -> Response {
     let filter = WatchFilter {
         gr: def.key(),
@@ -929,7 +950,7 @@ fn watch(
     let current = s.rv;
     let add_all = |s: &State, initial: &mut VecDeque<Bytes>| {
         for o in s.list(&def, ns.as_deref(), &filter.labels, &filter.fields) {
-            initial.push_back(event_line(&def, "ADDED", &o, as_meta));
+            initial.push_back(event_line(&def, "ADDED", &o, view));
         }
     };
     if send_initial {
@@ -968,7 +989,7 @@ fn watch(
         }
         for e in s.history.iter().filter(|e| e.rv > from) {
             if let Some((t, o)) = filter.view(e) {
-                initial.push_back(event_line(&def, t, &o, as_meta));
+                initial.push_back(event_line(&def, t, &o, view));
             }
         }
     }
@@ -994,7 +1015,7 @@ fn watch(
         bookmark_interval: interval,
         next_bookmark: now + interval,
         last_rv: current,
-        as_meta,
+        view,
     };
     let stream = futures::stream::unfold(st, |mut st| async move {
         if let Some(b) = st.initial.pop_front() {
@@ -1007,7 +1028,7 @@ fn watch(
                     let ev = ev?;
                     st.last_rv = st.last_rv.max(ev.rv);
                     if let Some((t, o)) = st.filter.view(&ev) {
-                        let line = event_line(&st.def, t, &o, st.as_meta);
+                        let line = event_line(&st.def, t, &o, st.view);
                         return Some((Ok(line), st));
                     }
                 }

@@ -296,15 +296,21 @@ pub fn apply(
         .map(|e| e.set.clone())
         .unwrap_or_default();
     let mut removed: Vec<&Path> = prev.iter().filter(|p| !applied_set.contains(*p)).collect();
-    removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // parents first; a removed parent takes its children with it
+    removed.sort_by_key(|p| p.len());
+    let mut gone: Vec<&Path> = vec![];
     for r in removed {
+        if gone.iter().any(|g| r.starts_with(g)) {
+            continue;
+        }
         let owned_elsewhere = entries
             .iter()
             .filter(|e| !is_me(e))
-            .any(|e| e.set.iter().any(|q| q.starts_with(r) || r.starts_with(q)));
+            .any(|e| e.set.iter().any(|q| q.starts_with(r)));
         let still_applied = applied_set.iter().any(|q| q.starts_with(r));
         if !owned_elsewhere && !still_applied {
             fields::remove_path(&mut merged, r);
+            gone.push(r);
         }
     }
 

@@ -916,3 +916,74 @@ async fn fifty_tenants_with_quotas_are_fast() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn ssa_removes_list_items_and_conflicts_with_update_managers() {
+    let (_s, client) = setup().await;
+    let pods = dynamic(&client, "", "v1", "Pod", "pods", Some("default"));
+    let pod = |cs: serde_json::Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": cs}});
+    pods.patch(
+        "p",
+        &PatchParams::apply("a"),
+        &Patch::Apply(pod(
+            json!([{"name": "x", "image": "x:1"}, {"name": "y", "image": "y:1"}]),
+        )),
+    )
+    .await
+    .unwrap();
+    let p = pods
+        .patch(
+            "p",
+            &PatchParams::apply("a"),
+            &Patch::Apply(pod(json!([{"name": "x", "image": "x:1"}]))),
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = p.data["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["x"],
+        "container y no longer applied by its only owner"
+    );
+
+    // a merge patch by another manager takes the field; re-applying the old value conflicts
+    let cms = dynamic(
+        &client,
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        Some("default"),
+    );
+    let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"l": v}}});
+    cms.patch("c", &PatchParams::apply("a"), &Patch::Apply(cm("1")))
+        .await
+        .unwrap();
+    cms.patch(
+        "c",
+        &PatchParams {
+            field_manager: Some("editor".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"metadata": {"labels": {"l": "2"}}})),
+    )
+    .await
+    .unwrap();
+    let e = status(
+        cms.patch("c", &PatchParams::apply("a"), &Patch::Apply(cm("1")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message.contains("conflict with \"editor\""),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.details.unwrap().causes[0].field, ".metadata.labels.l");
+}
