@@ -213,13 +213,44 @@ pub fn admit_create(
     name: &str,
     obj: &Value,
 ) -> ApiResult<()> {
+    admit(state, def, ns, name, obj, None)
+}
+
+/// Quota admission for an update: only increases of usage are checked.
+pub fn admit_update(
+    state: &State,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    old: &Value,
+    obj: &Value,
+) -> ApiResult<()> {
+    admit(state, def, ns, name, obj, Some(old))
+}
+
+fn admit(
+    state: &State,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
     let qs = quotas(state, ns);
     if qs.is_empty() {
         return Ok(());
     }
-    let delta = object_usage(&def.group, &def.plural, obj);
+    let mut delta = object_usage(&def.group, &def.plural, obj);
+    if let Some(old) = old {
+        let before = object_usage(&def.group, &def.plural, old);
+        for (k, d) in delta.iter_mut() {
+            if let Some(b) = before.get(k) {
+                *d = d.sub(b);
+            }
+        }
+    }
     let usage = namespace_usage(state, ns);
-    let is_pod = def.group.is_empty() && def.plural == "pods";
+    let is_pod = def.group.is_empty() && def.plural == "pods" && old.is_none();
     for q in &qs {
         let qname = meta(q, "name").unwrap_or_default();
         let hard = q
@@ -259,7 +290,7 @@ pub fn admit_create(
         let mut limited = BTreeMap::new();
         for (k, hv) in &hard {
             let Some(d) = delta.get(k) else { continue };
-            if d.is_zero() {
+            if d.nanos <= 0 {
                 continue;
             }
             let h = quantity::from_json(hv).unwrap_or_else(Quantity::zero);

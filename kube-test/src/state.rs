@@ -549,6 +549,9 @@ impl State {
                 }
             }
             ("", "LimitRange") => quota::default_limit_range(obj),
+            ("", "PersistentVolumeClaim") if old.is_none() => {
+                obj["status"] = json!({"phase": "Pending"});
+            }
             ("", "ResourceQuota") => {
                 let hard = obj.pointer("/spec/hard").cloned().unwrap_or(json!({}));
                 if let Some(h) = hard.as_object() {
@@ -865,6 +868,9 @@ impl State {
             }
         }
         self.admit_kind(def, ns, &mut cand, Some(&old), opts)?;
+        if def.namespaced && meta(&cand, "deletionTimestamp").is_none() {
+            quota::admit_update(self, def, ns, name, &old, &cand)?;
+        }
         if !apply_managed && !opts.manager.is_empty() {
             let now = now_ts();
             ssa::record_update(

@@ -213,6 +213,20 @@ async fn pvc_storage_quota_and_limit_range_defaults() {
         quota_status(&quotas, "rq").await["used"]["requests.storage"],
         "10Gi"
     );
+    // growing a claim is an update that quota admission checks too
+    let e = status(
+        pvcs.patch(
+            "a",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"spec": {"resources": {"requests": {"storage": "9Gi"}}}}),
+            ),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert!(e.message.contains("exceeded quota: rq, requested: requests.storage=1Gi, used: requests.storage=10Gi, limited: requests.storage=10Gi"), "{}", e.message);
 }
 
 #[tokio::test]
