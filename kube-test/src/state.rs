@@ -1045,7 +1045,15 @@ impl State {
                 }
                 Some(_) => {
                     let mut m = merged;
-                    meta_mut(&mut m).remove("resourceVersion");
+                    // a resourceVersion in the applied configuration is a precondition
+                    match meta(&applied, "resourceVersion").filter(|r| !r.is_empty()) {
+                        Some(rv) => {
+                            meta_mut(&mut m).insert("resourceVersion".into(), json!(rv));
+                        }
+                        None => {
+                            meta_mut(&mut m).remove("resourceVersion");
+                        }
+                    }
                     Ok((self.commit_update(def, ns, name, m, opts, true)?, false))
                 }
             };
