@@ -176,6 +176,22 @@ struct MonthTotals {
     denied: u64,
 }
 
+impl MonthTotals {
+    const NONE: Self = Self {
+        period: None,
+        allowed: 0,
+        denied: 0,
+    };
+}
+
+static EMPTY: History = History {
+    hours: Vec::new(),
+    months: [MonthTotals::NONE, MonthTotals::NONE],
+    lifetime_allowed: 0,
+    lifetime_denied: 0,
+    seeds: Vec::new(),
+};
+
 #[derive(Debug, Default)]
 struct History {
     /// Finished hours (hours since the epoch, units), ascending.
@@ -240,14 +256,15 @@ impl History {
     }
 }
 
-/// Per (tenant, dimension) metering state. 16 + 8 bytes hot, the history behind a lock.
+/// Per (tenant, dimension) metering state: 16 + 8 bytes hot, the history behind a lock.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
     /// (hour since epoch: u32, allowed decisions in it: u32, units in it: u64).
     hot: AtomicU128,
     /// (month index: 16 bits, denied decisions in it: 48 bits).
     denied: AtomicU64,
-    history: Mutex<History>,
+    /// Made on the first finished hour or denial, so an idle cell costs 8 bytes here.
+    history: Mutex<Option<Box<History>>>,
 }
 
 /// What [`Meter::stats`] reports.
@@ -281,7 +298,8 @@ impl Meter {
 
     #[cold]
     fn record_slow(&self, hour: u32, units: u64) {
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = guard.get_or_insert_with(Box::default);
         let mut word = self.hot.load(Ordering::Acquire);
         loop {
             let (h, d, u) = unpack(word);
@@ -318,7 +336,8 @@ impl Meter {
         {
             return;
         }
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = guard.get_or_insert_with(Box::default);
         let old = self
             .denied
             .swap((month.max(m) << DENIED_BITS) | 1, Ordering::AcqRel);
@@ -327,7 +346,8 @@ impl Meter {
 
     /// Units and series for `period`, seeds included.
     pub fn usage(&self, period: Period) -> DimensionUsage {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = guard.as_deref().unwrap_or(&EMPTY);
         let (h, _, u) = unpack(self.hot.load(Ordering::Acquire));
         let mut hours: BTreeMap<u32, u64> = history
             .hours
@@ -365,7 +385,8 @@ impl Meter {
 
     /// Replaces the seed of `usage`'s period: what the ledger had persisted before a restart.
     pub fn seed(&self, period: Period, usage: DimensionUsage) {
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = guard.get_or_insert_with(Box::default);
         history.seeds.retain(|(p, _)| *p != period);
         history.seeds.push((period, usage));
     }
@@ -374,7 +395,8 @@ impl Meter {
     pub fn stats(&self, now: u64) -> MeterStats {
         let period = Period::of_nanos(now);
         let hour = (now / NANOS_PER_HOUR) as u32;
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = guard.as_deref().unwrap_or(&EMPTY);
         let (h, d, u) = unpack(self.hot.load(Ordering::Acquire));
         let denied_word = self.denied.load(Ordering::Acquire);
         let month = history.months.iter().find(|m| m.period == Some(period));
@@ -422,7 +444,8 @@ impl Meter {
 
     /// Allowed and denied decisions since the engine started, for the metrics.
     pub fn lifetime(&self) -> (u64, u64) {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = guard.as_deref().unwrap_or(&EMPTY);
         let (_, d, _) = unpack(self.hot.load(Ordering::Acquire));
         let denied = self.denied.load(Ordering::Acquire) & ((1 << DENIED_BITS) - 1);
         let months = history.months.iter();
