@@ -13,6 +13,7 @@ mod fields;
 mod hooks;
 pub mod quantity;
 mod quota;
+mod rbac;
 mod resources;
 mod schema;
 mod selectors;

@@ -247,18 +247,42 @@ pub fn builtins() -> Vec<ResourceDef> {
             true,
         ),
     ];
-    let mut tr = def(
-        "authentication.k8s.io",
-        "v1",
-        "TokenReview",
-        "tokenreviews",
-        false,
-        &[],
-        false,
-        false,
-    );
-    tr.verbs = vec!["create".into()];
-    v.push(tr);
+    for (group, kind, plural, namespaced) in [
+        (
+            "authentication.k8s.io",
+            "TokenReview",
+            "tokenreviews",
+            false,
+        ),
+        (
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+        ),
+        (
+            "authorization.k8s.io",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            false,
+        ),
+        (
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+        ),
+        (
+            "authorization.k8s.io",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+        ),
+    ] {
+        let mut r = def(group, "v1", kind, plural, namespaced, &[], false, false);
+        r.verbs = vec!["create".into()];
+        v.push(r);
+    }
     for d in v.iter_mut() {
         if matches!(
             d.kind.as_str(),

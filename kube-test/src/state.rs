@@ -202,6 +202,16 @@ impl State {
             tokens: HashMap::new(),
             validator: kube_cel::Validator::new(),
         };
+        let boot = WriteOpts {
+            manager: "kube-apiserver".into(),
+            ..Default::default()
+        };
+        for (plural, obj) in crate::rbac::bootstrap_objects() {
+            let def = s
+                .find_def("rbac.authorization.k8s.io", "v1", plural)
+                .unwrap();
+            s.create(&def, "", obj, &boot).expect("bootstrap RBAC");
+        }
         let def = s.find_def("", "v1", "namespaces").unwrap();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let opts = WriteOpts {

@@ -443,3 +443,199 @@ async fn shutdown_is_prompt_even_with_open_watches() {
         "listener closed"
     );
 }
+
+async fn client_with(
+    server: &kube_test::RunningServer,
+    token: Option<&str>,
+    impersonate: Option<(&str, Vec<String>)>,
+) -> kube::Client {
+    let yaml = match token {
+        Some(t) => server.kubeconfig_yaml().replace(&server.admin_token(), t),
+        None => server.kubeconfig_yaml(),
+    };
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    if let Some((user, groups)) = impersonate {
+        cfg.auth_info.impersonate = Some(user.into());
+        cfg.auth_info.impersonate_groups = Some(groups);
+    }
+    kube::Client::try_from(cfg).unwrap()
+}
+
+#[tokio::test]
+async fn rbac_is_enforced_for_service_accounts_and_impersonated_users() {
+    use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SubjectAccessReview};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    let (server, admin) = setup().await;
+    create_ns(&admin, "t1").await;
+    create_ns(&admin, "t2").await;
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "t1");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "dev"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let rbs: Api<RoleBinding> = Api::namespaced(admin.clone(), "t1");
+    rbs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "dev-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "dev", "namespace": "t1"}]}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let token = sas
+        .create_token_request(
+            "dev",
+            &PostParams::default(),
+            &serde_json::from_value(json!({"spec": {}})).unwrap(),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let dev = client_with(&server, Some(&token), None).await;
+
+    let cm =
+        |n: &str| serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": n}})).unwrap();
+    Api::<ConfigMap>::namespaced(dev.clone(), "t1")
+        .create(&PostParams::default(), &cm("mine"))
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(dev.clone(), "t1")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let e = status(
+        Api::<ConfigMap>::namespaced(dev.clone(), "t2")
+            .list(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        "configmaps is forbidden: User \"system:serviceaccount:t1:dev\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"t2\""
+    );
+    let e = status(
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(dev.clone())
+            .get("t1")
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "namespaces \"t1\" is forbidden: User \"system:serviceaccount:t1:dev\" cannot get resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
+    let e = status(
+        Api::<RoleBinding>::namespaced(dev.clone(), "t1")
+            .list(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "rolebindings.rbac.authorization.k8s.io is forbidden: User \"system:serviceaccount:t1:dev\" cannot list resource \"rolebindings\" in API group \"rbac.authorization.k8s.io\" in the namespace \"t1\""
+    );
+
+    // a ClusterRole labelled aggregate-to-edit extends "edit"
+    let lrs = Api::<LimitRange>::namespaced(dev.clone(), "t1");
+    let lr = || {
+        serde_json::from_value::<LimitRange>(
+            json!({"metadata": {"name": "lr"}, "spec": {"limits": []}}),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        status(lrs.create(&PostParams::default(), &lr()).await.unwrap_err()).code,
+        403
+    );
+    Api::<ClusterRole>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "limits-edit",
+        "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+        "rules": [{"apiGroups": [""], "resources": ["limitranges"], "verbs": ["create"]}]}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    lrs.create(&PostParams::default(), &lr()).await.unwrap();
+
+    // self subject access review
+    let ssar = |ns: &str| {
+        serde_json::from_value::<SelfSubjectAccessReview>(json!({"spec": {"resourceAttributes": {"namespace": ns, "verb": "create", "resource": "configmaps"}}})).unwrap()
+    };
+    let reviews = Api::<SelfSubjectAccessReview>::all(dev.clone());
+    assert!(
+        reviews
+            .create(&PostParams::default(), &ssar("t1"))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !reviews
+            .create(&PostParams::default(), &ssar("t2"))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
+
+    // impersonation (by the admin) of a user in a group bound to "view" in t2
+    Api::<RoleBinding>::namespaced(admin.clone(), "t2").create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "viewers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "Group", "name": "tenant-b", "apiGroup": "rbac.authorization.k8s.io"}]})).unwrap()).await.unwrap();
+    let jane = client_with(&server, None, Some(("jane", vec!["tenant-b".into()]))).await;
+    Api::<ConfigMap>::namespaced(jane.clone(), "t2")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let e = status(
+        Api::<ConfigMap>::namespaced(jane.clone(), "t2")
+            .create(&PostParams::default(), &cm("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "configmaps is forbidden: User \"jane\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"t2\""
+    );
+    // the service account may not impersonate
+    let e = status(
+        Api::<ConfigMap>::namespaced(
+            client_with(&server, Some(&token), Some(("jane", vec![]))).await,
+            "t2",
+        )
+        .list(&Default::default())
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+
+    let sar: SubjectAccessReview = serde_json::from_value(json!({"spec": {"user": "jane", "groups": ["tenant-b"], "resourceAttributes": {"namespace": "t2", "verb": "watch", "resource": "pods"}}})).unwrap();
+    let r = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap();
+    assert!(r.status.unwrap().allowed);
+
+    // a deleted service account's token stops working
+    sas.delete("dev", &DeleteParams::default()).await.unwrap();
+    let e = status(
+        Api::<ConfigMap>::namespaced(dev.clone(), "t1")
+            .list(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 401);
+}
