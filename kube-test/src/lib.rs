@@ -11,6 +11,7 @@
 mod error;
 mod fields;
 mod hooks;
+mod proto;
 pub mod quantity;
 mod quota;
 mod rbac;

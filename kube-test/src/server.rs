@@ -627,6 +627,33 @@ async fn resource_request(
         Ok(u) => u,
         Err(e) => return err_response(&e),
     };
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = if ct.contains("protobuf") && !body.is_empty() {
+        match crate::proto::decode(&body) {
+            Ok(v) => Bytes::from(serde_json::to_vec(&v).unwrap()),
+            Err(e) => {
+                return err_response(&ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e})"
+                    ),
+                ));
+            }
+        }
+    } else if ct.contains("cbor") {
+        return err_response(&ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        ));
+    } else {
+        body
+    };
     let def = {
         let s = shared.state.lock().unwrap();
         s.find_def(&t.group, &t.version, &t.plural)
@@ -764,19 +791,6 @@ async fn resource_request(
         subresource: t.sub.clone(),
         keep_managed: false,
     };
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if ct.contains("protobuf") || ct.contains("cbor") {
-        return err_response(&ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
-            ),
-        ));
-    }
     let parse_body = || -> Result<Value, ApiError> {
         if body.is_empty() {
             return Err(ApiError::bad_request("the body of the request was empty"));

@@ -166,6 +166,72 @@ async fn kubectl_get_apply_delete() {
         "{err}"
     );
 
+    // imperative commands send protobuf bodies for these kinds
+    for args in [
+        &["create", "namespace", "imperative"][..],
+        &[
+            "create",
+            "configmap",
+            "c1",
+            "-n",
+            "imperative",
+            "--from-literal=k=v",
+        ],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "-n",
+            "imperative",
+            "--from-literal=pw=hunter2",
+        ],
+        &["create", "serviceaccount", "bot", "-n", "imperative"],
+    ] {
+        let (ok, _, err) = kubectl(&kc, &cache, args).await;
+        assert!(ok, "{args:?}: {err}");
+    }
+    let (ok, out, _) = kubectl(
+        &kc,
+        &cache,
+        &[
+            "get",
+            "secret",
+            "s1",
+            "-n",
+            "imperative",
+            "-o",
+            "jsonpath={.data.pw}",
+        ],
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(out, "aHVudGVyMg==");
+    let (ok, out, err) =
+        kubectl(&kc, &cache, &["create", "token", "bot", "-n", "imperative"]).await;
+    assert!(ok && !out.trim().is_empty(), "{err}");
+    let (_, out, _) = kubectl(
+        &kc,
+        &cache,
+        &["auth", "can-i", "create", "pods", "-n", "imperative"],
+    )
+    .await;
+    assert_eq!(out.trim(), "yes");
+    let (_, out, _) = kubectl(
+        &kc,
+        &cache,
+        &[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "--as",
+            "system:serviceaccount:imperative:bot",
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "no");
+
     let (ok, out, err) = kubectl(&kc, &cache, &["delete", "namespace", "shop"]).await;
     assert!(ok, "delete ns failed: {err}");
     assert!(out.contains("namespace \"shop\" deleted"), "{out}");
