@@ -166,6 +166,136 @@ fn is_dns1123_label(s: &str) -> bool {
     s.len() <= 63 && !s.contains('.') && is_dns1123_subdomain(s)
 }
 
+fn is_qualified_name(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    prefix.is_none_or(is_dns1123_subdomain)
+        && !name.is_empty()
+        && name.len() <= 63
+        && is_label_value(name)
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.len() <= 63
+        && (v.is_empty()
+            || (v
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+                && v.as_bytes()[0].is_ascii_alphanumeric()
+                && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric()))
+}
+
+/// ObjectMeta validation every kind gets: labels, annotations, finalizers,
+/// owner references, immutable ConfigMaps/Secrets.
+fn validate_metadata(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = vec![];
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            if !is_qualified_name(k) {
+                causes.push(Cause::new("metadata.labels", "FieldValueInvalid", format!(
+                    "Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")));
+            }
+            match v.as_str() {
+                Some(s) if is_label_value(s) => {}
+                _ => causes.push(Cause::new("metadata.labels", "FieldValueInvalid", format!(
+                    "Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"))),
+            }
+        }
+    }
+    if let Some(ann) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        let mut total = 0;
+        for (k, v) in ann {
+            total += k.len() + v.as_str().map_or(0, str::len);
+            if !is_qualified_name(&k.to_lowercase()) {
+                causes.push(Cause::new("metadata.annotations", "FieldValueInvalid", format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
+            }
+            if !v.is_string() {
+                causes.push(Cause::new(
+                    format!("metadata.annotations.{k}"),
+                    "FieldValueTypeInvalid",
+                    "Invalid value: annotation values must be strings",
+                ));
+            }
+        }
+        if total > 256 * 1024 {
+            causes.push(Cause::new(
+                "metadata.annotations",
+                "FieldValueTooLong",
+                "Too long: must have at most 262144 bytes",
+            ));
+        }
+    }
+    if let Some(refs) = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+    {
+        for (i, r) in refs.iter().enumerate() {
+            for f in ["apiVersion", "kind", "name", "uid"] {
+                if r.get(f).and_then(Value::as_str).is_none_or(str::is_empty) {
+                    causes.push(Cause::new(
+                        format!("metadata.ownerReferences[{i}].{f}"),
+                        "FieldValueRequired",
+                        "Required value",
+                    ));
+                }
+            }
+        }
+        if refs
+            .iter()
+            .filter(|r| r["controller"].as_bool() == Some(true))
+            .count()
+            > 1
+        {
+            causes.push(Cause::new(
+                "metadata.ownerReferences",
+                "FieldValueInvalid",
+                "Invalid value: only one reference can have Controller set to true",
+            ));
+        }
+    }
+    if let Some(fins) = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+    {
+        for (i, f) in fins.iter().enumerate() {
+            let ok = f.as_str().is_some_and(|s| {
+                is_qualified_name(s)
+                    && (s.contains('/')
+                        || matches!(s, "kubernetes" | "orphan" | "foregroundDeletion"))
+            });
+            if !ok {
+                causes.push(Cause::new(format!("metadata.finalizers[{i}]"), "FieldValueInvalid", format!("Invalid value: {f}: name is neither a standard finalizer name nor is it fully qualified")));
+            }
+        }
+    }
+    if let Some(old) = old {
+        if old["immutable"].as_bool() == Some(true) {
+            for f in ["data", "binaryData", "stringData"] {
+                if obj.get(f) != old.get(f) {
+                    causes.push(Cause::new(
+                        f,
+                        "FieldValueForbidden",
+                        "Forbidden: field is immutable when `immutable` is set",
+                    ));
+                }
+            }
+            if obj["immutable"].as_bool() != Some(true) {
+                causes.push(Cause::new(
+                    "immutable",
+                    "FieldValueForbidden",
+                    "Forbidden: field is immutable when `immutable` is set",
+                ));
+            }
+        }
+    }
+    causes
+}
+
 /// Everything outside metadata (and status, when `skip_status`).
 fn spec_part(o: &Value, skip_status: bool) -> Value {
     let mut v = o.clone();
@@ -498,6 +628,10 @@ impl State {
         opts: &WriteOpts,
     ) -> ApiResult<()> {
         let name = meta(obj, "name").unwrap_or_default().to_string();
+        let causes = validate_metadata(obj, old);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
+        }
         if let Some(crd) = &def.crd {
             if let Some(schema) = &crd.schema {
                 let ctx = kube_cel::RootContext {
@@ -663,14 +797,6 @@ impl State {
                     "field is immutable",
                 )],
             ));
-        }
-        let md = meta_mut(obj);
-        let fins = md.entry("finalizers").or_insert_with(|| json!([]));
-        if let Some(a) = fins.as_array_mut() {
-            let f = json!("customresourcecleanup.apiextensions.k8s.io");
-            if !a.contains(&f) && old.is_none() {
-                a.push(f);
-            }
         }
         let names = spec["names"].clone();
         let now = now_ts();
@@ -1365,6 +1491,14 @@ impl State {
                     }
                     self.internal_update(&dgr, &dns, &dname, d);
                 }
+            }
+        }
+        if def.group == "apiextensions.k8s.io" && def.kind == "CustomResourceDefinition" {
+            // like the real CRD REST storage: cleanup of the custom resources is a finalizer
+            let md = meta_mut(&mut n);
+            let f = md.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(a) = f.as_array_mut() {
+                a.push(json!("customresourcecleanup.apiextensions.k8s.io"));
             }
         }
         let foreground = policy == "Foreground" && !deps.is_empty();

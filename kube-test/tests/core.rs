@@ -987,3 +987,53 @@ async fn ssa_removes_list_items_and_conflicts_with_update_managers() {
     );
     assert_eq!(e.details.unwrap().causes[0].field, ".metadata.labels.l");
 }
+
+#[tokio::test]
+async fn metadata_validation_and_immutable_configmaps() {
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let bad = serde_json::from_value::<ConfigMap>(
+        json!({"metadata": {"name": "l", "labels": {"ok": "not valid!"}}}),
+    )
+    .unwrap();
+    let e = status(cms.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert_eq!(e.details.unwrap().causes[0].field, "metadata.labels");
+    let bad = serde_json::from_value::<ConfigMap>(
+        json!({"metadata": {"name": "f", "finalizers": ["unqualified"]}}),
+    )
+    .unwrap();
+    assert_eq!(
+        status(cms.create(&PostParams::default(), &bad).await.unwrap_err()).code,
+        422
+    );
+
+    let frozen = serde_json::from_value::<ConfigMap>(
+        json!({"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": true}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &frozen).await.unwrap();
+    let e = status(
+        cms.patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message
+            .contains("field is immutable when `immutable` is set"),
+        "{}",
+        e.message
+    );
+    cms.patch(
+        "frozen",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+    )
+    .await
+    .unwrap();
+}
