@@ -273,24 +273,24 @@ fn validate_metadata(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             }
         }
     }
-    if let Some(old) = old {
-        if old["immutable"].as_bool() == Some(true) {
-            for f in ["data", "binaryData", "stringData"] {
-                if obj.get(f) != old.get(f) {
-                    causes.push(Cause::new(
-                        f,
-                        "FieldValueForbidden",
-                        "Forbidden: field is immutable when `immutable` is set",
-                    ));
-                }
-            }
-            if obj["immutable"].as_bool() != Some(true) {
+    if let Some(old) = old
+        && old["immutable"].as_bool() == Some(true)
+    {
+        for f in ["data", "binaryData", "stringData"] {
+            if obj.get(f) != old.get(f) {
                 causes.push(Cause::new(
-                    "immutable",
+                    f,
                     "FieldValueForbidden",
                     "Forbidden: field is immutable when `immutable` is set",
                 ));
             }
+        }
+        if obj["immutable"].as_bool() != Some(true) {
+            causes.push(Cause::new(
+                "immutable",
+                "FieldValueForbidden",
+                "Forbidden: field is immutable when `immutable` is set",
+            ));
         }
     }
     causes
