@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use landlord::api::Tenant;
+use landlord::api::{Tenant, TenantQuota};
 use serde_json::json;
 
 struct Cluster {
@@ -213,6 +213,16 @@ async fn a_tenant_is_provisioned_updated_and_deleted() {
         np.spec.unwrap().policy_types.unwrap(),
         ["Ingress", "Egress"]
     );
+    let plans: Api<TenantQuota> = Api::all(c.client.clone());
+    poll("plan counts its tenant", || async {
+        plans
+            .get("team")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.tenants == 1)
+    })
+    .await;
 
     // A plan change reaches the tenant.
     apply(&c.client, &PLAN.replace("pods: 10", "pods: 20")).await;
@@ -359,6 +369,109 @@ async fn the_tenant_wide_pod_limit_holds_under_concurrency() {
     .into_iter()
     .sum();
     assert!(sum <= 10, "namespace quotas sum to {sum}");
+}
+
+#[tokio::test]
+async fn a_namespace_that_used_its_share_gets_the_others_headroom() {
+    let c = cluster("headroom", "5m").await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: ten}\nspec:\n  hard: {pods: 10}\n").await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: flow}\nspec:\n  quotaRef: ten\n  namespaces: [{name: a}, {name: b}, {name: c}]\n").await;
+    wait_condition(&c.client, "flow", "Ready", "True", "Ready").await;
+    assert_eq!(hard(&c.client, "flow-a").await["pods"], "4");
+
+    // Only namespace a creates pods; as it fills its share, the others' unused share moves to it.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "flow-a");
+    let mut created = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while created < 10 && Instant::now() < deadline {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": format!("p{created}")}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+        match pods.create(&PostParams::default(), &pod).await {
+            Ok(_) => created += 1,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(
+        created, 10,
+        "all ten pods fit in one namespace once the headroom moved"
+    );
+    assert_eq!(hard(&c.client, "flow-a").await["pods"], "10");
+    assert_eq!(hard(&c.client, "flow-b").await["pods"], "0");
+    let eleventh: Pod = serde_json::from_value(json!({"metadata": {"name": "p10"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+    let refused = Api::<Pod>::namespaced(c.client.clone(), "flow-b")
+        .create(&PostParams::default(), &eleventh)
+        .await;
+    assert!(
+        matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn retain_releases_namespaces_without_deleting_them() {
+    let c = cluster("retain", "5m").await;
+    apply(&c.client, PLAN).await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: keep}\nspec:\n  quotaRef: team\n  deletionPolicy: Retain\n  owners: [{kind: User, name: ann}]\n  namespaces: [{name: data, labels: {team: blue}}]\n").await;
+    wait_condition(&c.client, "keep", "Ready", "True", "Ready").await;
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "precious"}, "data": {"k": "v"}}))
+            .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(c.client.clone(), "keep-data")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+
+    Api::<Tenant>::all(c.client.clone())
+        .delete("keep", &DeleteParams::default())
+        .await
+        .unwrap();
+    poll("tenant gone", || async {
+        Api::<Tenant>::all(c.client.clone())
+            .get_opt("keep")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    let ns = Api::<Namespace>::all(c.client.clone())
+        .get("keep-data")
+        .await
+        .unwrap();
+    assert!(
+        ns.metadata.deletion_timestamp.is_none(),
+        "the namespace is kept"
+    );
+    assert!(
+        !ns.labels().contains_key("landlord.dev/tenant"),
+        "and released: {:?}",
+        ns.labels()
+    );
+    assert!(
+        Api::<ResourceQuota>::namespaced(c.client.clone(), "keep-data")
+            .get_opt("landlord-quota")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<RoleBinding>::namespaced(c.client.clone(), "keep-data")
+            .get_opt("landlord-owners")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<NetworkPolicy>::namespaced(c.client.clone(), "keep-data")
+            .get_opt("landlord-isolation")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let kept =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(c.client.clone(), "keep-data")
+            .get("precious")
+            .await
+            .unwrap();
+    assert_eq!(kept.data.unwrap()["k"], "v");
 }
 
 #[tokio::test]

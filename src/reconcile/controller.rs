@@ -37,6 +37,7 @@ pub async fn run(ctx: Arc<Context>) {
     )
     .with_config(Config::default().concurrency(4));
     let store = controller.store();
+    tokio::spawn(super::plans::run(client.clone(), store.clone()));
     controller
         .watches(
             Api::<TenantQuota>::all(client.clone()),

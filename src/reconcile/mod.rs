@@ -10,6 +10,7 @@ pub mod desired;
 pub mod effective;
 pub mod observe;
 pub mod partition;
+pub mod plans;
 pub mod quotas;
 pub mod status;
 mod tenant;

@@ -1,0 +1,90 @@
+//! `TenantQuota.status`: how many tenants use each plan.
+//!
+//! Counted from the Tenant controller's cache and written only when a count changed, so it
+//! costs no reads and, in a steady state, no writes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::apply::FIELD_MANAGER;
+use crate::api::{Tenant, TenantQuota};
+
+/// Tenants per plan name.
+pub fn count(tenants: &[std::sync::Arc<Tenant>]) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for t in tenants
+        .iter()
+        .filter(|t| t.metadata.deletion_timestamp.is_none())
+    {
+        if let Some(plan) = &t.spec.quota_ref {
+            *counts.entry(plan.clone()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Keep every plan's `status.tenants` equal to the count in `tenants`, until the process ends.
+pub async fn run(client: Client, tenants: Store<Tenant>) {
+    let api: Api<TenantQuota> = Api::all(client);
+    let (plans, writer) = reflector::store();
+    let events = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(events.for_each(|_| async {}));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let counts = count(&tenants.state());
+        for plan in plans.state() {
+            let want = counts.get(&plan.name_any()).copied().unwrap_or(0);
+            let have = plan.status.as_ref().map(|s| s.tenants);
+            if have == Some(want) {
+                continue;
+            }
+            let body = json!({"apiVersion": "landlord.dev/v1alpha1", "kind": "TenantQuota", "status": {"tenants": want, "observedGeneration": plan.metadata.generation}});
+            if let Err(e) = api
+                .patch_status(
+                    &plan.name_any(),
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+            {
+                tracing::warn!(plan = %plan.name_any(), error = %e, "could not update plan status");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn tenant(name: &str, plan: Option<&str>) -> Arc<Tenant> {
+        let mut t = Tenant::new(name, Default::default());
+        t.spec.quota_ref = plan.map(String::from);
+        Arc::new(t)
+    }
+
+    #[test]
+    fn tenants_are_counted_per_plan() {
+        let counts = count(&[
+            tenant("a", Some("pro")),
+            tenant("b", Some("pro")),
+            tenant("c", Some("free")),
+            tenant("d", None),
+        ]);
+        assert_eq!(
+            counts,
+            BTreeMap::from([("free".to_string(), 1), ("pro".to_string(), 2)])
+        );
+    }
+}
