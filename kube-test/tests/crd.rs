@@ -450,3 +450,79 @@ async fn kube_discovery_finds_custom_resources() {
         .is_some()
     );
 }
+
+#[tokio::test]
+async fn deleting_a_cluster_scoped_owner_terminates_owned_namespaces() {
+    let (_s, client) = setup().await;
+    let crds = dynamic(
+        &client,
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        None,
+    );
+    crds.create(&PostParams::default(), &obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "tenants.landlord.dev"},
+        "spec": {"group": "landlord.dev", "scope": "Cluster", "names": {"plural": "tenants", "singular": "tenant", "kind": "Tenant"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})))
+        .await
+        .unwrap();
+    let tenants = dynamic(&client, "landlord.dev", "v1", "Tenant", "tenants", None);
+    let t = tenants
+        .create(
+            &PostParams::default(),
+            &obj(json!({"apiVersion": "landlord.dev/v1", "kind": "Tenant",
+        "metadata": {"name": "acme", "finalizers": ["landlord.dev/cleanup"]}, "spec": {}})),
+        )
+        .await
+        .unwrap();
+    let nss = dynamic(&client, "", "v1", "Namespace", "namespaces", None);
+    let owner = json!([{"apiVersion": "landlord.dev/v1", "kind": "Tenant", "name": "acme", "uid": t.metadata.uid.clone().unwrap(), "controller": true, "blockOwnerDeletion": true}]);
+    nss.create(&PostParams::default(), &obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme-dev", "ownerReferences": owner}}))).await.unwrap();
+    let cms = dynamic(
+        &client,
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        Some("acme-dev"),
+    );
+    cms.create(
+        &PostParams::default(),
+        &obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
+    )
+    .await
+    .unwrap();
+
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pending = tenants.get("acme").await.unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        pending.metadata.generation,
+        Some(2),
+        "deletion bumps generation"
+    );
+    assert!(
+        nss.get_opt("acme-dev").await.unwrap().is_some(),
+        "owner still exists"
+    );
+    tenants
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    eventually("tenant, namespace and contents gone", || async {
+        tenants.get_opt("acme").await.unwrap().is_none()
+            && nss.get_opt("acme-dev").await.unwrap().is_none()
+            && cms.get_opt("c").await.unwrap().is_none()
+    })
+    .await;
+}
