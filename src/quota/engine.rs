@@ -1,6 +1,6 @@
 //! The engine: tenants, their plans and the per-(tenant, dimension) state.
 //!
-//! Tenant map: an `ArcSwap` of an immutable `HashMap<name, Arc<Tenant>>`, rebuilt (under a
+//! Tenant map: an `ArcSwap` of an immutable hash table of tenants, rebuilt (under a
 //! writer mutex) only when a tenant is added, changed or removed. A decision then costs one
 //! `ArcSwap::load` (thread-local, no shared cache line written) and one hash lookup; there is
 //! no lock and no shard to contend on, unlike a `DashMap`, whose read locks bounce between
@@ -26,25 +26,26 @@ use super::limits::{Algorithm, TenantLimits};
 use super::meter::{DimensionUsage, Period, Usage};
 use super::slots::{Acquire, SlotTable};
 
-/// Tenants by name. A `HashTable` of the tenants themselves rather than a map from a
-/// separately allocated key: the lookup compares against the name inline in the `Tenant`
-/// it is about to use anyway, saving a cache miss per decision.
+/// Tenants by name. A `HashTable` holding the (small, cheaply cloned) tenants inline rather
+/// than a map from a separately allocated key to a boxed value: the lookup compares the name
+/// inline in the slot and finds the dimensions' pointer beside it, two cache misses fewer
+/// per decision.
 #[derive(Clone, Default)]
 struct TenantMap {
-    table: hashbrown::HashTable<Arc<Tenant>>,
+    table: hashbrown::HashTable<Tenant>,
     hasher: foldhash::fast::RandomState,
 }
 
 impl TenantMap {
     #[inline]
-    fn get(&self, name: &str) -> Option<&Arc<Tenant>> {
+    fn get(&self, name: &str) -> Option<&Tenant> {
         let hash = self.hasher.hash_one(name);
         self.table.find(hash, |t| t.name == name)
     }
 
-    fn insert(&mut self, tenant: Arc<Tenant>) {
+    fn insert(&mut self, tenant: Tenant) {
         let hash = self.hasher.hash_one(tenant.name.as_str());
-        let hasher = |t: &Arc<Tenant>| self.hasher.hash_one(t.name.as_str());
+        let hasher = |t: &Tenant| self.hasher.hash_one(t.name.as_str());
         match self.table.entry(hash, |t| t.name == tenant.name, hasher) {
             hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = tenant,
             hashbrown::hash_table::Entry::Vacant(e) => {
@@ -53,7 +54,7 @@ impl TenantMap {
         }
     }
 
-    fn remove(&mut self, name: &str) -> Option<Arc<Tenant>> {
+    fn remove(&mut self, name: &str) -> Option<Tenant> {
         let hash = self.hasher.hash_one(name);
         self.table
             .find_entry(hash, |t| t.name == name)
@@ -61,7 +62,7 @@ impl TenantMap {
             .map(|e| e.remove().0)
     }
 
-    fn values(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+    fn values(&self) -> impl Iterator<Item = &Tenant> {
         self.table.iter()
     }
 
@@ -90,11 +91,12 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Tenant {
     /// Inline up to 23 bytes: compared on every lookup.
     pub name: smol_str::SmolStr,
     pub suspended: bool,
-    pub dims: Box<[Dimension]>,
+    pub dims: Arc<[Dimension]>,
 }
 
 pub(crate) struct Dimension {
@@ -214,8 +216,8 @@ impl Engine {
         let mut map = TenantMap::clone(&self.tenants.load());
         for (name, limits) in tenants {
             let previous = map.get(name.as_str()).cloned();
-            let tenant = self.compile(&name, &limits, previous.as_deref(), now);
-            map.insert(Arc::new(tenant));
+            let tenant = self.compile(&name, &limits, previous.as_ref(), now);
+            map.insert(tenant);
         }
         self.tenants.store(Arc::new(map));
         Ok(())
@@ -353,7 +355,7 @@ impl Engine {
         Tenant {
             name: previous.map_or_else(|| smol_str::SmolStr::new(name), |t| t.name.clone()),
             suspended: limits.suspended,
-            dims: dims.into_values().collect(),
+            dims: dims.into_values().collect::<Vec<_>>().into(),
         }
     }
 
@@ -368,7 +370,7 @@ impl Engine {
         n
     }
 
-    fn tenant(&self, name: &str) -> Result<Arc<Tenant>, EngineError> {
+    fn tenant(&self, name: &str) -> Result<Tenant, EngineError> {
         self.tenants
             .load()
             .get(name)
@@ -398,7 +400,7 @@ impl Engine {
 
     /// The dimensions a tenant may be asked about, sorted.
     pub fn dimensions(&self, tenant: &str) -> Result<Vec<String>, EngineError> {
-        Ok(Self::known_of(&*self.tenant(tenant)?))
+        Ok(Self::known_of(&self.tenant(tenant)?))
     }
 
     fn check_amount(amount: u64) -> Result<(), EngineError> {
@@ -855,11 +857,11 @@ impl Engine {
                 }
             }
             dims.sort_by(|a, b| a.name.cmp(&b.name));
-            let rebuilt = Arc::new(Tenant {
+            let rebuilt = Tenant {
                 name: current.name.clone(),
                 suspended: current.suspended,
                 dims: dims.into(),
-            });
+            };
             map.insert(rebuilt.clone());
             self.tenants.store(Arc::new(map));
             rebuilt

@@ -299,7 +299,6 @@ impl Meter {
     #[cold]
     fn record_slow(&self, hour: u32, units: u64) {
         let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        let history = guard.get_or_insert_with(Box::default);
         let mut word = self.hot.load(Ordering::Acquire);
         loop {
             let (h, d, u) = unpack(word);
@@ -312,8 +311,8 @@ impl Meter {
                 .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    if let Some((h, d, u)) = finished {
-                        history.absorb_hour(h, d, u);
+                    if let Some((h, d, u)) = finished.filter(|(_, d, u)| *d > 0 || *u > 0) {
+                        guard.get_or_insert_with(Box::default).absorb_hour(h, d, u);
                     }
                     return;
                 }
