@@ -719,11 +719,40 @@ impl State {
                 let used = quota::usage_for(self, ns, &hard);
                 obj["status"] = json!({"hard": quota::canonical(&hard), "used": used});
             }
-            ("", "Service") if obj.pointer("/spec/type").is_none() => {
-                if obj.get("spec").is_none() {
+            ("", "Service") => {
+                if !obj.get("spec").is_some_and(Value::is_object) {
                     obj["spec"] = json!({});
                 }
-                obj["spec"]["type"] = json!("ClusterIP");
+                if obj.pointer("/spec/type").is_none() {
+                    obj["spec"]["type"] = json!("ClusterIP");
+                }
+                let ty = obj
+                    .pointer("/spec/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                match old {
+                    None if ty != "ExternalName" && obj.pointer("/spec/clusterIP").is_none() => {
+                        let ip = format!(
+                            "10.96.{}.{}",
+                            rand::random_range(0..=255u8),
+                            rand::random_range(1..=254u8)
+                        );
+                        obj["spec"]["clusterIP"] = json!(ip);
+                        obj["spec"]["clusterIPs"] = json!([ip]);
+                    }
+                    Some(old) => {
+                        // the allocated IP survives updates that omit it
+                        for k in ["clusterIP", "clusterIPs"] {
+                            if obj["spec"].get(k).is_none()
+                                && let Some(v) = old.pointer(&format!("/spec/{k}"))
+                            {
+                                obj["spec"][k] = v.clone();
+                            }
+                        }
+                    }
+                    None => {}
+                }
             }
             ("apps", "Deployment") | ("apps", "StatefulSet")
                 if obj.pointer("/spec/replicas").is_none()

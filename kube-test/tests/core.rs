@@ -1037,3 +1037,20 @@ async fn metadata_validation_and_immutable_configmaps() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn services_get_a_cluster_ip_that_survives_updates() {
+    let (_s, client) = setup().await;
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    let svc = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})).unwrap();
+    let created = svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    let ip = spec.cluster_ip.unwrap();
+    assert!(ip.starts_with("10.96."), "{ip}");
+    let applied = svcs
+        .patch("web", &PatchParams::apply("m"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"selector": {"app": "web2"}, "ports": [{"port": 80}]}})))
+        .await
+        .unwrap();
+    assert_eq!(applied.spec.unwrap().cluster_ip, Some(ip));
+}
