@@ -1049,7 +1049,7 @@ async fn services_get_a_cluster_ip_that_survives_updates() {
     let ip = spec.cluster_ip.unwrap();
     assert!(ip.starts_with("10.96."), "{ip}");
     let applied = svcs
-        .patch("web", &PatchParams::apply("m"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"selector": {"app": "web2"}, "ports": [{"port": 80}]}})))
+        .patch("web", &PatchParams::apply("m").force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"selector": {"app": "web2"}, "ports": [{"port": 80}]}})))
         .await
         .unwrap();
     assert_eq!(applied.spec.unwrap().cluster_ip, Some(ip));
