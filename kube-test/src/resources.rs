@@ -36,8 +36,16 @@ impl ResourceDef {
             format!("{}/{}", self.group, self.version)
         }
     }
+    /// Storage key. events.k8s.io Events share storage with core Events,
+    /// as on a real server.
     pub fn key(&self) -> (String, String) {
+        if self.is_events_v1() {
+            return (String::new(), "events".into());
+        }
         (self.group.clone(), self.plural.clone())
+    }
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
     }
 }
 

@@ -120,7 +120,16 @@ impl FieldSelector {
                     "invalid selector: '{part}'; can't understand '{part}'"
                 )));
             };
-            let k = k.trim();
+            // events.k8s.io field names select the shared (core) representation
+            let mapped;
+            let k = match k.trim() {
+                r if kind == "Event" && r.starts_with("regarding.") => {
+                    mapped = r.replacen("regarding.", "involvedObject.", 1);
+                    mapped.as_str()
+                }
+                "reportingController" if kind == "Event" => "reportingComponent",
+                r => r,
+            };
             let supported = matches!(k, "metadata.name" | "metadata.namespace")
                 || (kind == "Pod"
                     && matches!(
@@ -129,7 +138,8 @@ impl FieldSelector {
                     ))
                 || (kind == "Secret" && k == "type")
                 || (kind == "Event" && k.starts_with("involvedObject."))
-                || (kind == "Event" && matches!(k, "reason" | "type" | "source"));
+                || (kind == "Event"
+                    && matches!(k, "reason" | "type" | "source" | "reportingComponent"));
             if !supported {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {k}"

@@ -914,7 +914,7 @@ async fn resource_request(
             };
             let mut s = shared.state.lock().unwrap();
             match s.replace(&def, &ns, &name, obj, &opts) {
-                Ok(o) => json_response(200, &o),
+                Ok(o) => json_response(200, &State::present(&def, &o)),
                 Err(e) => err_response(&e),
             }
         }

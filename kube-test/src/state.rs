@@ -166,6 +166,44 @@ fn is_dns1123_label(s: &str) -> bool {
     s.len() <= 63 && !s.contains('.') && is_dns1123_subdomain(s)
 }
 
+const EVENT_FIELDS: [(&str, &str); 8] = [
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("reportingComponent", "reportingController"),
+    ("reportingInstance", "reportingInstance"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+/// core/v1 Event -> events.k8s.io/v1 Event.
+pub fn core_event_to_v1(o: &Value) -> Value {
+    let mut v = o.clone();
+    if let Some(m) = v.as_object_mut() {
+        for (core, v1) in EVENT_FIELDS {
+            if let Some(x) = m.remove(core) {
+                m.insert(v1.into(), x);
+            }
+        }
+    }
+    v
+}
+
+/// events.k8s.io/v1 Event -> core/v1 Event.
+pub fn v1_event_to_core(o: &Value) -> Value {
+    let mut v = o.clone();
+    if let Some(m) = v.as_object_mut() {
+        for (core, v1) in EVENT_FIELDS {
+            if let Some(x) = m.remove(v1) {
+                m.insert(core.into(), x);
+            }
+        }
+        m.insert("apiVersion".into(), json!("v1"));
+    }
+    v
+}
+
 fn is_qualified_name(k: &str) -> bool {
     let (prefix, name) = match k.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
@@ -427,7 +465,11 @@ impl State {
 
     /// Set apiVersion/kind of a stored object for serving under `def`.
     pub fn present(def: &ResourceDef, o: &Value) -> Value {
-        let mut v = o.clone();
+        let mut v = if def.is_events_v1() {
+            core_event_to_v1(o)
+        } else {
+            o.clone()
+        };
         v["apiVersion"] = json!(def.api_version());
         v["kind"] = json!(def.kind);
         v
@@ -484,6 +526,29 @@ impl State {
     // ---------------------------------------------------------------- create
 
     pub fn create(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        obj: Value,
+        opts: &WriteOpts,
+    ) -> ApiResult<Value> {
+        match self.storage_form(def, obj) {
+            (Some(core), obj) => self.create_inner(&core, ns, obj, opts),
+            (None, obj) => self.create_inner(def, ns, obj, opts),
+        }
+    }
+
+    /// For events.k8s.io Events: the core Event definition and the object in core form.
+    fn storage_form(&self, def: &ResourceDef, obj: Value) -> (Option<ResourceDef>, Value) {
+        if def.is_events_v1() {
+            let core = self.find_def("", "v1", "events").expect("core events");
+            (Some(core), v1_event_to_core(&obj))
+        } else {
+            (None, obj)
+        }
+    }
+
+    fn create_inner(
         &mut self,
         def: &ResourceDef,
         ns: &str,
@@ -1090,6 +1155,8 @@ impl State {
         obj: Value,
         opts: &WriteOpts,
     ) -> ApiResult<Value> {
+        let (core, obj) = self.storage_form(def, obj);
+        let def = core.as_ref().unwrap_or(def);
         if self.get_obj(&def.key(), ns, name).is_none() {
             return Err(ApiError::not_found(&def.group, &def.plural, name));
         }
@@ -1124,7 +1191,10 @@ impl State {
         force: bool,
         opts: &WriteOpts,
     ) -> ApiResult<(Value, bool)> {
-        let existing = self.get_obj(&def.key(), ns, name).cloned();
+        // patches apply to the object as served under `def`
+        let existing = self
+            .get_obj(&def.key(), ns, name)
+            .map(|o| Self::present(def, o));
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         let parse_json = |b: &[u8]| -> ApiResult<Value> {
             serde_json::from_slice(b)
@@ -1219,7 +1289,11 @@ impl State {
                             meta_mut(&mut m).remove("resourceVersion");
                         }
                     }
-                    Ok((self.commit_update(def, ns, name, m, opts, true)?, false))
+                    let (core, m) = self.storage_form(def, m);
+                    Ok((
+                        self.commit_update(core.as_ref().unwrap_or(def), ns, name, m, opts, true)?,
+                        false,
+                    ))
                 }
             };
         }
@@ -1291,7 +1365,10 @@ impl State {
             }
         };
         Ok((
-            self.commit_update(def, ns, name, patched, opts, false)?,
+            {
+                let (core, patched) = self.storage_form(def, patched);
+                self.commit_update(core.as_ref().unwrap_or(def), ns, name, patched, opts, false)?
+            },
             false,
         ))
     }

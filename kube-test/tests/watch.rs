@@ -410,3 +410,87 @@ mod controller {
         ctrl.abort();
     }
 }
+
+#[tokio::test]
+async fn recorder_events_are_visible_through_both_event_apis() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms
+        .create(&PostParams::default(), &cm("subject", json!({})))
+        .await
+        .unwrap();
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let rv = core
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut w = core
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "landlord".into(),
+            instance: Some("pod-1".into()),
+        },
+    );
+    let oref = kube::Resource::object_ref(&cm, &());
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some("all good".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &oref).await.unwrap();
+    recorder.publish(&ev, &oref).await.unwrap(); // a series: patched, not duplicated
+
+    let new: Api<NewEvent> = Api::namespaced(client.clone(), "default");
+    let list = new.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].note.as_deref(), Some("all good"));
+    assert_eq!(
+        list.items[0].reporting_controller.as_deref(),
+        Some("landlord")
+    );
+
+    let old = core
+        .list(&ListParams::default().fields("involvedObject.name=subject"))
+        .await
+        .unwrap();
+    assert_eq!(old.items.len(), 1);
+    let e = &old.items[0];
+    assert_eq!(e.message.as_deref(), Some("all good"));
+    assert_eq!(e.reason.as_deref(), Some("Synced"));
+    assert_eq!(e.involved_object.name.as_deref(), Some("subject"));
+    assert_eq!(e.reporting_component.as_deref(), Some("landlord"));
+    assert!(
+        matches!(next_core(&mut w).await, WatchEvent::Added(e) if e.message.as_deref() == Some("all good"))
+    );
+}
+
+async fn next_core<S>(s: &mut S) -> WatchEvent<k8s_openapi::api::core::v1::Event>
+where
+    S: futures::Stream<Item = kube::Result<WatchEvent<k8s_openapi::api::core::v1::Event>>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Bookmark(_) => continue,
+            other => return other,
+        }
+    }
+}
