@@ -1,0 +1,651 @@
+#!/usr/bin/env python3
+"""Tests of the Helm chart (charts/landlord) and the plain install YAML (manifests/install.yaml).
+
+    python3 tests/chart_test.py            # run every check
+    python3 tests/chart_test.py --update   # first re-copy crds/ and manifests/examples/ into
+                                           # the chart and regenerate manifests/install.yaml
+
+Helm itself is the real Helm v4 library, through `helm-python-sdk` from PyPI (no helm binary).
+The script creates the virtualenv .venv-chart/ at the repository root on first use, installs
+its pinned requirements there and re-executes itself inside it; later runs take seconds.
+
+Checks:
+  1. `helm lint` (strict) reports no errors and no warnings, with default and non-default values.
+  2. The render with default values: exactly the expected objects, Deployment args, image,
+     env, ports, security context and probes, the operator's exact RBAC rules (with `bind`
+     restricted to admin/view), the standard labels; and the non-default switches.
+  3. values.schema.json accepts the defaults and rejects bad values.
+  4. The chart's crds/ and files/examples/ are byte-identical copies of crds/ and
+     manifests/examples/.
+  5. manifests/install.yaml is the Namespace, the CRDs and the default render (documents
+     compared as parsed objects, in any order).
+  6. kubectl applies manifests/install.yaml (server-side) to kube-test, twice, and reads the
+     Deployment back; the chart's examples are accepted by the installed CRDs.
+  7. The operator binary, authenticated as the chart's ServiceAccount (so with exactly the
+     chart's RBAC), provisions the example tenants on kube-test.
+Checks 6 and 7 are skipped, with the reason printed, when kubectl or the binaries
+(target/debug/kube-test, target/debug/landlord) are missing.
+
+The last line of output is `N passed, N failed`; the exit status is 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv-chart"
+REQUIREMENTS = ["helm-python-sdk==0.2.2", "pyyaml==6.0.3"]
+STAMP = VENV / ".landlord-requirements"
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def ensure_venv() -> None:
+    """Create .venv-chart with the pinned requirements if needed, then re-exec inside it."""
+    if in_venv():
+        return
+    python = VENV / "bin" / "python"
+    wanted = "\n".join(REQUIREMENTS) + "\n"
+    if not python.exists() or not STAMP.exists() or STAMP.read_text() != wanted:
+        print(f"setting up {VENV.relative_to(ROOT)} ({', '.join(REQUIREMENTS)})", flush=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        if subprocess.run(pip + REQUIREMENTS).returncode != 0:
+            sys.exit(f"pip could not install {REQUIREMENTS} into {VENV}")
+        STAMP.write_text(wanted)
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+ensure_venv()
+
+# From here on we run inside .venv-chart.
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import tempfile  # noqa: E402
+import traceback  # noqa: E402
+
+import helm_python as helm  # noqa: E402
+import yaml  # noqa: E402
+
+CHART = ROOT / "charts" / "landlord"
+INSTALL = ROOT / "manifests" / "install.yaml"
+EXAMPLES = ROOT / "manifests" / "examples"
+RELEASE = "landlord"
+NAMESPACE = "landlord-system"
+KUBE_TEST = ROOT / "target" / "debug" / "kube-test"
+LANDLORD = ROOT / "target" / "debug" / "landlord"
+
+ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+EXPECTED_RULES = [
+    {
+        "apiGroups": ["landlord.dev"],
+        "resources": [
+            "tenants",
+            "tenants/status",
+            "tenants/finalizers",
+            "tenantquotas",
+            "tenantquotas/status",
+            "tenantusages",
+            "tenantusages/status",
+        ],
+        "verbs": ALL_VERBS,
+    },
+    {"apiGroups": [""], "resources": ["namespaces", "resourcequotas", "limitranges"], "verbs": ALL_VERBS},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ALL_VERBS},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["rolebindings", "clusterroles", "clusterrolebindings"],
+        "verbs": ALL_VERBS,
+    },
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles"],
+        "verbs": ["bind"],
+        "resourceNames": ["admin", "view"],
+    },
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch"],
+    },
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+]
+STANDARD_LABELS = {
+    "helm.sh/chart": "landlord-0.1.0",
+    "app.kubernetes.io/name": "landlord",
+    "app.kubernetes.io/instance": RELEASE,
+    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/managed-by": "Helm",
+}
+INSTALL_HEADER = """\
+# Landlord, plain install: the Namespace, the CRDs and the Helm chart charts/landlord rendered
+# with its default values (release "landlord", namespace "landlord-system").
+#
+#   kubectl apply --server-side -f manifests/install.yaml
+#
+# Generated by `python3 tests/chart_test.py --update`; do not edit (a test checks it).
+"""
+NAMESPACE_DOC = f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {NAMESPACE}
+  labels:
+    app.kubernetes.io/name: landlord
+    app.kubernetes.io/part-of: landlord
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/audit: restricted
+    pod-security.kubernetes.io/warn: restricted
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering helpers
+
+
+def render(values: dict | None = None) -> dict[str, str]:
+    """Template path -> rendered text, without NOTES.txt and empty outputs."""
+    with helm.Chart.load(str(CHART)) as chart:
+        out = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    return {
+        path: text
+        for path, text in sorted(out.items())
+        if not path.endswith("NOTES.txt") and any(yaml.safe_load_all(text))
+    }
+
+
+def docs_of(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def render_docs(values: dict | None = None) -> list[dict]:
+    return [d for text in render(values).values() for d in docs_of(text)]
+
+
+def key(doc: dict) -> tuple[str, str, str]:
+    meta = doc.get("metadata", {})
+    return (doc["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def by_key(docs: list[dict]) -> dict[tuple[str, str, str], dict]:
+    out: dict[tuple[str, str, str], dict] = {}
+    for d in docs:
+        assert key(d) not in out, f"duplicate object {key(d)}"
+        out[key(d)] = d
+    return out
+
+
+# Helm's install order for the kinds we render.
+KIND_ORDER = ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
+              "ClusterRoleBinding", "Service", "Deployment", "ServiceMonitor"]
+
+
+def install_yaml() -> str:
+    """What manifests/install.yaml must contain."""
+    parts = [INSTALL_HEADER + "---\n" + NAMESPACE_DOC]
+    for crd in sorted((CHART / "crds").glob("*.yaml")):
+        text = crd.read_text()
+        parts.append(f"# Source: landlord/crds/{crd.name}\n" + text.removeprefix("---\n"))
+    rendered = []
+    for path, text in render().items():
+        for doc_text in text.split("\n---\n"):
+            doc = yaml.safe_load(doc_text)
+            if doc:
+                rendered.append((KIND_ORDER.index(doc["kind"]), doc["metadata"]["name"], path,
+                                 doc_text.strip("\n")))
+    for _, _, path, doc_text in sorted(rendered):
+        parts.append(f"# Source: {path}\n{doc_text}\n")
+    return "---\n".join(parts)
+
+
+def update() -> None:
+    """Re-copy crds/ and manifests/examples/ into the chart; regenerate manifests/install.yaml."""
+    for src, dst in ((ROOT / "crds", CHART / "crds"), (EXAMPLES, CHART / "files" / "examples")):
+        for old in dst.glob("*.yaml"):
+            old.unlink()
+        for f in sorted(src.glob("*.yaml")):
+            shutil.copyfile(f, dst / f.name)
+    INSTALL.write_text(install_yaml())
+    print(f"updated {CHART.relative_to(ROOT)}/crds, files/examples and {INSTALL.relative_to(ROOT)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks. Each raises AssertionError (or anything else) on failure.
+
+
+def check_lint() -> None:
+    for values in (None, {"examples": {"enabled": True}, "serviceMonitor": {"enabled": True},
+                          "operator": {"logFormat": "json", "extraArgs": ["--resync=30s"]}}):
+        report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+        assert report["errors"] == [], report["errors"]
+        bad = [m for m in report["messages"] if m["severity"] >= 2]
+        assert bad == [], bad
+        # The only finding allowed is the informational "icon is recommended".
+        info = [m["error"] for m in report["messages"]]
+        assert info in ([], ["icon is recommended"]), info
+
+
+def check_default_render() -> None:
+    objs = by_key(render_docs())
+    assert sorted(objs) == sorted([
+        ("ClusterRole", "", "landlord"),
+        ("ClusterRoleBinding", "", "landlord"),
+        ("Deployment", NAMESPACE, "landlord"),
+        ("Service", NAMESPACE, "landlord"),
+        ("ServiceAccount", NAMESPACE, "landlord"),
+    ]), sorted(objs)
+    for k, obj in objs.items():
+        labels = obj["metadata"]["labels"]
+        assert {n: labels.get(n) for n in STANDARD_LABELS} == STANDARD_LABELS, (k, labels)
+
+    dep = objs[("Deployment", NAMESPACE, "landlord")]
+    spec = dep["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    selector = {"app.kubernetes.io/name": "landlord", "app.kubernetes.io/instance": RELEASE}
+    assert spec["selector"] == {"matchLabels": selector}
+    pod = spec["template"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert "annotations" not in pod["metadata"]
+    ps = pod["spec"]
+    assert ps["serviceAccountName"] == "landlord"
+    assert ps["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }, ps["securityContext"]
+    for absent in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets",
+                   "priorityClassName"):
+        assert absent not in ps, absent
+    [c] = ps["containers"]
+    assert c["name"] == "landlord"
+    assert c["image"] == "ghcr.io/landlord-dev/landlord:0.1.0", c["image"]
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    assert c["args"] == ["run", "--metrics-addr=0.0.0.0:8080", "--resync=5m",
+                         "--log-format=text"], c["args"]
+    assert "command" not in c
+    assert c["env"] == [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "RUST_LOG", "value": "info"},
+    ], c["env"]
+    assert c["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "engine", "containerPort": 8081, "protocol": "TCP"},
+    ], c["ports"]
+    assert c["securityContext"] == {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }, c["securityContext"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, c[probe]
+    assert c["livenessProbe"]["periodSeconds"] == 10
+    assert c["readinessProbe"]["periodSeconds"] == 5
+    assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
+                              "limits": {"cpu": "1", "memory": "512Mi"}}, c["resources"]
+
+    svc = objs[("Service", NAMESPACE, "landlord")]["spec"]
+    assert svc["type"] == "ClusterIP"
+    assert svc["selector"] == selector
+    assert svc["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"},
+        {"name": "engine", "port": 8081, "targetPort": "engine", "protocol": "TCP"},
+    ], svc["ports"]
+
+    role = objs[("ClusterRole", "", "landlord")]
+    assert role["rules"] == EXPECTED_RULES, role["rules"]
+    binds = [r for r in role["rules"] if "bind" in r["verbs"]]
+    assert binds == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                      "verbs": ["bind"], "resourceNames": ["admin", "view"]}], binds
+    for r in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in r[field], r
+        assert not {"escalate", "impersonate", "deletecollection"} & set(r["verbs"]), r
+    crb = objs[("ClusterRoleBinding", "", "landlord")]
+    assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                              "name": "landlord"}
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "landlord",
+                                "namespace": NAMESPACE}]
+
+
+def check_values_render() -> None:
+    objs = by_key(render_docs({
+        "image": {"tag": "v9.9.9", "pullPolicy": "Always"},
+        "replicas": 0,
+        "operator": {"resync": "30s", "logFormat": "json", "logLevel": "debug",
+                     "extraArgs": ["--flag=x"], "extraEnv": [{"name": "A", "value": "b"}]},
+        "podAnnotations": {"a": "b"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {}},
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+        "examples": {"enabled": True},
+    }))
+    dep = objs[("Deployment", NAMESPACE, "landlord")]["spec"]
+    assert dep["replicas"] == 0
+    pod = dep["template"]
+    assert pod["metadata"]["annotations"] == {"a": "b"}
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["spec"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert pod["spec"]["affinity"] == {"nodeAffinity": {}}
+    [c] = pod["spec"]["containers"]
+    assert c["image"] == "ghcr.io/landlord-dev/landlord:v9.9.9"
+    assert c["imagePullPolicy"] == "Always"
+    assert c["args"] == ["run", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
+                         "--log-format=json", "--flag=x"], c["args"]
+    assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, {"name": "A", "value": "b"}]
+    sm = objs[("ServiceMonitor", NAMESPACE, "landlord")]
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "prom"
+    assert sm["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s",
+                                        "scrapeTimeout": "10s"}]
+    # The examples, exactly as in manifests/examples/.
+    expected = by_key([d for f in sorted(EXAMPLES.glob("*.yaml")) for d in docs_of(f.read_text())])
+    got = {k: v for k, v in objs.items() if k[0] in ("Tenant", "TenantQuota")}
+    assert got == expected, sorted(got)
+    assert sorted(expected) == [("Tenant", "", "acme"), ("Tenant", "", "globex"),
+                                ("TenantQuota", "", "free"), ("TenantQuota", "", "pro")]
+
+    # No ServiceAccount or RBAC of our own; another release name gives other names.
+    objs = by_key(render_docs({"serviceAccount": {"create": False, "name": "ops"},
+                               "rbac": {"create": False}}))
+    assert sorted(objs) == [("Deployment", NAMESPACE, "landlord"), ("Service", NAMESPACE, "landlord")]
+    assert objs[("Deployment", NAMESPACE, "landlord")]["spec"]["template"]["spec"][
+        "serviceAccountName"] == "ops"
+    with helm.Chart.load(str(CHART)) as chart:
+        out = chart.render(None, name="tenancy", namespace="ops")
+        names = {key(d) for p, t in out.items() if not p.endswith("NOTES.txt") for d in docs_of(t)}
+        assert ("Deployment", "ops", "tenancy-landlord") in names, names
+        try:
+            chart.render({"serviceAccount": {"create": False}}, name=RELEASE, namespace=NAMESPACE)
+        except helm.HelmError as e:
+            assert "serviceAccount.name is required" in str(e), e
+        else:
+            raise AssertionError("serviceAccount.create=false without a name rendered")
+
+
+def check_schema() -> None:
+    bad = {
+        "replicas -1": {"replicas": -1},
+        "replicas as a string": {"replicas": "1"},
+        "image.tag as a number": {"image": {"tag": 5}},
+        "unknown pullPolicy": {"image": {"pullPolicy": "Sometimes"}},
+        "unknown log format": {"operator": {"logFormat": "xml"}},
+        "resync not a duration": {"operator": {"resync": "5 minutes"}},
+        "resync without a unit": {"operator": {"resync": "300"}},
+        "extraArgs not strings": {"operator": {"extraArgs": [1]}},
+        "engine port out of range": {"service": {"enginePort": 70000}},
+        "unknown service type": {"service": {"type": "ExternalName"}},
+        "serviceMonitor.enabled not a bool": {"serviceMonitor": {"enabled": "yes"}},
+        "unknown top-level value": {"replica": 2},
+        "unknown nested value": {"image": {"name": "x"}},
+        "nodeSelector value not a string": {"nodeSelector": {"a": 1}},
+    }
+    with helm.Chart.load(str(CHART)) as chart:
+        assert chart.schema is not None
+        chart.validate_schema(chart.merge_values(None))
+        chart.validate_schema(chart.merge_values({"replicas": 0, "image": {"tag": "v1"},
+                                                  "operator": {"resync": "250ms",
+                                                               "logFormat": "json"}}))
+        accepted = []
+        for name, values in bad.items():
+            try:
+                chart.validate_schema(chart.merge_values(values))
+            except helm.HelmValuesError:
+                pass
+            else:
+                accepted.append(name)
+        assert accepted == [], f"schema accepted: {accepted}"
+        # An install validates against the schema before rendering.
+        try:
+            chart.render({"replicas": -1}, name=RELEASE, namespace=NAMESPACE)
+        except helm.HelmError:
+            pass
+        else:
+            raise AssertionError("render accepted replicas: -1")
+
+
+def check_copies() -> None:
+    for src, dst in ((ROOT / "crds", CHART / "crds"), (EXAMPLES, CHART / "files" / "examples")):
+        names = sorted(p.name for p in src.glob("*.yaml"))
+        assert names, f"nothing in {src}"
+        assert sorted(p.name for p in dst.iterdir()) == names, (
+            f"{dst.relative_to(ROOT)} does not list the files of {src.relative_to(ROOT)}; "
+            "run python3 tests/chart_test.py --update")
+        for n in names:
+            assert (src / n).read_bytes() == (dst / n).read_bytes(), (
+                f"{dst.relative_to(ROOT)}/{n} differs from {src.relative_to(ROOT)}/{n}; "
+                "run python3 tests/chart_test.py --update")
+    with helm.Chart.load(str(CHART)) as chart:
+        # Helm sees them as the chart's CRDs (installed before the templates, never deleted).
+        crds = sorted(c["name"] for c in chart.crds)
+        assert crds == sorted(f"crds/{p.name}" for p in (ROOT / "crds").glob("*.yaml")), crds
+
+
+def check_install_yaml() -> None:
+    assert INSTALL.exists(), "manifests/install.yaml is missing; run python3 tests/chart_test.py --update"
+    actual = docs_of(INSTALL.read_text())
+    expected = [yaml.safe_load(NAMESPACE_DOC)]
+    expected += [d for f in sorted((ROOT / "crds").glob("*.yaml")) for d in docs_of(f.read_text())]
+    expected += render_docs()
+    a, e = by_key(actual), by_key(expected)
+    missing, extra = sorted(set(e) - set(a)), sorted(set(a) - set(e))
+    changed = sorted(k for k in set(a) & set(e) if a[k] != e[k])
+    assert not (missing or extra or changed), (
+        f"manifests/install.yaml is stale (missing {missing}, extra {extra}, changed {changed}); "
+        "run python3 tests/chart_test.py --update")
+    assert len(actual) == 3 + 1 + 5, len(actual)
+    # Namespace and CRDs first, so a single `kubectl apply` works.
+    assert [d["kind"] for d in actual[:4]] == ["Namespace"] + ["CustomResourceDefinition"] * 3
+
+
+# ---------------------------------------------------------------------------------------------
+# kube-test
+
+
+class KubeTest:
+    """target/debug/kube-test on a free loopback port, with a kubeconfig in a temp dir."""
+
+    def __init__(self, tmp: Path):
+        self.kubeconfig = tmp / "kubeconfig"
+        self.proc = subprocess.Popen(
+            [str(KUBE_TEST), "--port", "0", "--kubeconfig", str(self.kubeconfig)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()  # the URL, once it listens
+        if not line.startswith("http") or not self.kubeconfig.exists():
+            self.stop()
+            raise AssertionError(f"kube-test did not start (said {line!r})")
+        self.url = line
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 30) -> str:
+        r = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}): "
+                                 f"{r.stdout}{r.stderr}")
+        return r.stdout
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def cluster_skip_reason(need_landlord: bool = False) -> str | None:
+    if shutil.which("kubectl") is None:
+        return "kubectl is not on PATH"
+    if not KUBE_TEST.exists():
+        return f"{KUBE_TEST.relative_to(ROOT)} is missing (cargo build -p kube-test)"
+    if need_landlord and not LANDLORD.exists():
+        return f"{LANDLORD.relative_to(ROOT)} is missing (cargo build -p landlord)"
+    return None
+
+
+def check_kubectl_apply() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        kt = KubeTest(Path(tmp))
+        try:
+            for _ in range(2):  # the second apply must be a conflict-free no-op
+                kt.kubectl("apply", "--server-side", "-f", str(INSTALL))
+            out = kt.kubectl("get", "deploy", "-n", NAMESPACE, "landlord", "-o", "yaml")
+            dep = yaml.safe_load(out)
+            assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == \
+                "ghcr.io/landlord-dev/landlord:0.1.0"
+            kt.kubectl("get", "deploy", "-n", NAMESPACE, "landlord")
+            for name in ("tenants", "tenantquotas", "tenantusages"):
+                kt.kubectl("get", "crd", f"{name}.landlord.dev")
+            for obj in ("serviceaccount/landlord", "service/landlord"):
+                kt.kubectl("get", "-n", NAMESPACE, obj)
+            kt.kubectl("get", "clusterrole/landlord", "clusterrolebinding/landlord")
+            # What the operator's ServiceAccount may do, as the API server's RBAC sees it.
+            # (kube-test does not do the escalation check that makes `bind` necessary for
+            # binding tenant owners to admin/view, so it is asked here directly.)
+            sa = f"--as=system:serviceaccount:{NAMESPACE}:landlord"
+            access = {
+                ("bind", "clusterroles/admin"): "yes",
+                ("bind", "clusterroles/view"): "yes",
+                ("bind", "clusterroles/edit"): "no",
+                ("bind", "clusterroles/cluster-admin"): "no",
+                ("escalate", "clusterroles"): "no",
+                ("create", "tokenreviews.authentication.k8s.io"): "yes",
+                ("update", "leases.coordination.k8s.io", "-n", NAMESPACE): "yes",
+                ("delete", "leases.coordination.k8s.io", "-n", NAMESPACE): "no",
+                ("patch", "tenants.landlord.dev", "--subresource=status"): "yes",
+                ("create", "rolebindings", "-n", "acme-prod"): "yes",
+                ("get", "secrets", "-A"): "no",
+                ("create", "pods", "-n", "acme-prod"): "no",
+                ("create", "deployments.apps", "-n", NAMESPACE): "no",
+            }
+            got = {q: kt.kubectl("auth", "can-i", *q, sa, check=False).strip() for q in access}
+            assert got == access, {q: a for q, a in got.items() if a != access[q]}
+            # The chart's examples are valid against the installed CRDs.
+            examples = "\n---\n".join(
+                t for p, t in render({"examples": {"enabled": True}}).items() if "examples" in p)
+            ex = Path(tmp) / "examples.yaml"
+            ex.write_text(examples)
+            kt.kubectl("apply", "--server-side", "-f", str(ex))
+            names = kt.kubectl("get", "tenants", "-o", "name").split()
+            assert names == ["tenant.landlord.dev/acme", "tenant.landlord.dev/globex"], names
+        finally:
+            kt.stop()
+
+
+def check_operator_with_chart_rbac() -> None:
+    """The landlord binary, as the chart's ServiceAccount, provisions the example tenants."""
+    with tempfile.TemporaryDirectory() as tmp:
+        kt = KubeTest(Path(tmp))
+        operator = None
+        try:
+            kt.kubectl("apply", "--server-side", "-f", str(INSTALL))
+            token = kt.kubectl("create", "token", "landlord", "-n", NAMESPACE).strip()
+            assert token, "no token"
+            sa_config = Path(tmp) / "sa-kubeconfig"
+            sa_config.write_text(yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config",
+                "clusters": [{"name": "kt", "cluster": {"server": kt.url}}],
+                "users": [{"name": "landlord", "user": {"token": token}}],
+                "contexts": [{"name": "kt", "context": {"cluster": "kt", "user": "landlord"}}],
+                "current-context": "kt",
+            }))
+            log = open(Path(tmp) / "operator.log", "w")
+            env = dict(os.environ, KUBECONFIG=str(sa_config), POD_NAME="landlord-test",
+                       RUST_LOG="info", NO_COLOR="1")
+            operator = subprocess.Popen(
+                [str(LANDLORD), "run", "--metrics-addr=127.0.0.1:0", "--resync=5s"],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+            kt.kubectl("apply", "--server-side", "-f", str(EXAMPLES))
+            deadline = time.monotonic() + 20
+            ready: dict[str, str] = {}
+            while time.monotonic() < deadline:
+                out = yaml.safe_load(kt.kubectl("get", "tenants", "-o", "yaml"))
+                ready = {
+                    t["metadata"]["name"]: next(
+                        (c["status"] for c in t.get("status", {}).get("conditions", [])
+                         if c["type"] == "Ready"), "-")
+                    for t in out["items"]
+                }
+                if ready == {"acme": "True", "globex": "True"}:
+                    break
+                if operator.poll() is not None:
+                    break
+                time.sleep(0.3)
+            log.flush()
+            if ready != {"acme": "True", "globex": "True"}:
+                tail = (Path(tmp) / "operator.log").read_text()[-3000:]
+                raise AssertionError(f"tenants not Ready with the chart's RBAC: {ready}\n{tail}")
+            ns = kt.kubectl("get", "ns", "-l", "landlord.dev/tenant", "-o", "name").split()
+            assert sorted(ns) == ["namespace/acme-ci", "namespace/acme-prod",
+                                  "namespace/globex-app"], ns
+            rb = kt.kubectl("get", "rolebinding", "-n", "acme-prod", "landlord-owners", "-o",
+                            "yaml")
+            assert yaml.safe_load(rb)["roleRef"]["name"] == "admin"
+            # Nothing in the operator's log says it was forbidden.
+            text = (Path(tmp) / "operator.log").read_text()
+            assert "forbidden" not in text.lower(), text[-3000:]
+        finally:
+            if operator is not None:
+                stop_process(operator)
+            kt.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    if "--update" in sys.argv[1:]:
+        update()
+    checks = [
+        ("1 helm lint: no errors, no warnings", check_lint, None),
+        ("2 default render: objects, Deployment, RBAC, labels", check_default_render, None),
+        ("2b render with non-default values", check_values_render, None),
+        ("3 values schema", check_schema, None),
+        ("4 chart crds/ and examples are byte-identical copies", check_copies, None),
+        ("5 manifests/install.yaml is the default render + Namespace + CRDs", check_install_yaml,
+         None),
+        ("6 kubectl apply --server-side manifests/install.yaml to kube-test", check_kubectl_apply,
+         cluster_skip_reason()),
+        ("7 the operator runs with the chart's RBAC and provisions tenants",
+         check_operator_with_chart_rbac, cluster_skip_reason(need_landlord=True)),
+    ]
+    passed = failed = 0
+    for name, fn, skip in checks:
+        if skip:
+            print(f"skip {name}: {skip}", flush=True)
+            continue
+        start = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
+            failed += 1
+            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
+            print(f"FAIL {name}: {detail}", flush=True)
+        else:
+            passed += 1
+            print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
