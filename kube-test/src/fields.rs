@@ -452,3 +452,42 @@ mod tests {
         assert_eq!(out["spec"]["containers"][1]["image"], "3");
     }
 }
+
+/// Paths of list-map items whose keys repeat an earlier item's (SSA rejects them).
+pub fn duplicate_keys(v: &Value, ctx: &Ctx) -> Vec<String> {
+    fn rec(v: &Value, ctx: &Ctx, names: &mut Vec<String>, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m {
+                    names.push(k.clone());
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    rec(c, ctx, names, &p, out);
+                    names.pop();
+                }
+            }
+            Value::Array(items) => {
+                if let ListKind::Map(keys) = ctx.list_kind(names) {
+                    let mut seen = vec![];
+                    for (i, it) in items.iter().enumerate() {
+                        let k = item_key(it, &keys);
+                        if k.is_some() && seen.contains(&k) {
+                            out.push(format!("{path}[{i}]"));
+                        }
+                        seen.push(k);
+                    }
+                }
+                for (i, it) in items.iter().enumerate() {
+                    rec(it, ctx, names, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    rec(v, ctx, &mut vec![], "", &mut out);
+    out
+}

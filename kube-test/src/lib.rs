@@ -51,7 +51,7 @@ impl Default for ApiServer {
     fn default() -> Self {
         ApiServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            history: 100_000,
+            history: 10_000,
             bookmark_interval: Duration::from_secs(1),
         }
     }
@@ -81,7 +81,7 @@ impl ApiServer {
         self.addr = addr;
         self
     }
-    /// How many watch events are kept for resuming watches (default 100000).
+    /// How many watch events are kept for resuming watches (default 10000).
     pub fn watch_history(mut self, n: usize) -> Self {
         self.history = n.max(1);
         self

@@ -1202,6 +1202,13 @@ fn watch(
         }
     };
     if send_initial {
+        if !bookmarks {
+            return err_response(&ApiError::new(
+                422,
+                "Invalid",
+                "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
+        }
         if q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
             return err_response(&ApiError::new(
                 422,

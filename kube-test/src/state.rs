@@ -1240,6 +1240,23 @@ impl State {
                     "the name of the object ({n}) does not match the name on the URL ({name})"
                 )));
             }
+            let dups = crate::fields::duplicate_keys(&applied, &Self::ctx(def));
+            if !dups.is_empty() {
+                return Err(ApiError::invalid(
+                    &def.kind,
+                    &def.group,
+                    name,
+                    dups.into_iter()
+                        .map(|p| {
+                            Cause::new(
+                                p,
+                                "FieldValueDuplicate",
+                                "Duplicate value: duplicate entries for a list-map key",
+                            )
+                        })
+                        .collect(),
+                ));
+            }
             let status_req = opts.subresource.as_deref() == Some("status");
             let scope = if !def.status_subresource {
                 Scope::All

@@ -526,3 +526,51 @@ async fn deleting_a_cluster_scoped_owner_terminates_owned_namespaces() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ssa_merges_crd_list_map_items_per_manager() {
+    let (_s, client) = setup().await;
+    let widgets = install_widgets(&client).await;
+    let apply = |items: serde_json::Value| {
+        Patch::Apply(
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "m"}, "spec": {"size": 1, "items": items}}),
+        )
+    };
+    widgets
+        .patch(
+            "m",
+            &PatchParams::apply("a"),
+            &apply(json!([{"key": "x", "value": "1"}])),
+        )
+        .await
+        .unwrap();
+    let w = widgets
+        .patch(
+            "m",
+            &PatchParams::apply("b"),
+            &apply(json!([{"key": "y", "value": "2"}])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.data["spec"]["items"],
+        json!([{"key": "x", "value": "1"}, {"key": "y", "value": "2"}])
+    );
+    let w = widgets
+        .patch("m", &PatchParams::apply("a"), &apply(json!([])))
+        .await
+        .unwrap();
+    assert_eq!(w.data["spec"]["items"], json!([{"key": "y", "value": "2"}]));
+    // duplicate keys are invalid
+    let e = status(
+        widgets
+            .patch(
+                "m",
+                &PatchParams::apply("b"),
+                &apply(json!([{"key": "y"}, {"key": "y", "value": "3"}])),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422, "{}", e.message);
+}
