@@ -44,7 +44,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 const TENANTS: usize = 10_000;
-const DECISIONS: usize = 2_000_000;
+const DECISIONS: usize = 1_000_000;
 
 fn names() -> Vec<String> {
     (0..TENANTS).map(|i| format!("tenant-{i:05}")).collect()
@@ -116,9 +116,9 @@ fn versus_governor() {
     timed(1, &seq, &ours);
     timed(1, &seq, &theirs);
     for threads in [1, 2] {
-        // Best of three runs each, interleaved, to damp noise from others on the machine.
+        // Best of five runs each, interleaved, to damp noise from others on the machine.
         let (mut o, mut g) = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
+        for _ in 0..5 {
             o = o.min(timed(threads, &seq, &ours));
             g = g.min(timed(threads, &seq, &theirs));
         }

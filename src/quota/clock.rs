@@ -25,15 +25,74 @@ pub fn timestamp(nanos: u64) -> jiff::Timestamp {
     jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(jiff::Timestamp::MAX)
 }
 
-/// The production clock: the system's real-time clock (a vDSO call on Linux).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+/// The production clock: the wall clock, read cheaply.
+///
+/// `SystemTime::now()` costs a vDSO `clock_gettime` per decision (25-40 ns on a VM). This
+/// reads the CPU's time-stamp counter through `quanta` instead and adds an offset to the wall
+/// clock, taken again once a second so the engine follows NTP: each resync may move time by
+/// the counter's drift over that second (microseconds), which the cells absorb.
+#[derive(Debug)]
+pub struct SystemClock {
+    counter: quanta::Clock,
+    start: u64,
+    /// Wall-clock nanoseconds at counter nanosecond 0.
+    offset: AtomicU64,
+    /// Counter nanoseconds after which the offset is taken again.
+    next_sync: AtomicU64,
+}
+
+const SYNC_EVERY: u64 = 1_000_000_000;
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        let counter = quanta::Clock::new();
+        let start = counter.raw();
+        let clock = Self {
+            counter,
+            start,
+            offset: AtomicU64::new(0),
+            next_sync: AtomicU64::new(0),
+        };
+        clock.sync(0);
+        clock
+    }
+}
+
+impl SystemClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn counter_nanos(&self) -> u64 {
+        self.counter.delta_as_nanos(self.start, self.counter.raw())
+    }
+
+    fn sync(&self, at: u64) {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let mono = self.counter_nanos();
+        self.offset
+            .store(wall.wrapping_sub(mono), Ordering::Relaxed);
+        self.next_sync
+            .store(at.max(mono) + SYNC_EVERY, Ordering::Relaxed);
+    }
+}
 
 impl Clock for SystemClock {
+    #[inline]
     fn now_nanos(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        let mono = self.counter_nanos();
+        let due = self.next_sync.load(Ordering::Relaxed);
+        if mono >= due
+            && self
+                .next_sync
+                .compare_exchange(due, u64::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sync(mono);
+        }
+        mono.wrapping_add(self.offset.load(Ordering::Relaxed))
     }
 }
 
@@ -80,4 +139,22 @@ pub(crate) const NANOS_PER_HOUR: u64 = 3_600 * 1_000_000_000;
 /// Nanoseconds rounded up to whole milliseconds, for `retryAfterMs`.
 pub(crate) fn ceil_ms(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS_PER_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_follows_the_wall_clock() {
+        let c = SystemClock::new();
+        for _ in 0..3 {
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
+            let ours = c.now_nanos();
+            assert!(ours.abs_diff(wall) < 50_000_000, "{ours} vs {wall}");
+        }
+    }
 }

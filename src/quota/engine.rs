@@ -167,7 +167,7 @@ struct Receipt<'a> {
 impl Engine {
     /// An engine on the system clock.
     pub fn new<S: Into<String>>(known_dimensions: impl IntoIterator<Item = S>) -> Self {
-        Self::with_clock(Arc::new(SystemClock), known_dimensions)
+        Self::with_clock(Arc::new(SystemClock::new()), known_dimensions)
     }
 
     pub fn with_clock<S: Into<String>>(
@@ -396,6 +396,10 @@ impl Engine {
             .filter(|d| !matches!(d.kind, Kind::Retired))
             .map(|d| d.name.to_string())
             .collect()
+    }
+
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.load().get(tenant).is_some()
     }
 
     /// The dimensions a tenant may be asked about, sorted.
