@@ -421,38 +421,6 @@ fn strip_directives(v: &Value) -> Value {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn roundtrip_fields_v1() {
-        let ctx = Ctx {
-            kind: "Pod",
-            schema: None,
-        };
-        let obj = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-        let set = fields_of(&obj, &ctx);
-        let v1 = to_fields_v1(&set);
-        assert_eq!(
-            v1,
-            json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}})
-        );
-        assert_eq!(from_fields_v1(&v1), set);
-    }
-    #[test]
-    fn strategic() {
-        let ctx = Ctx {
-            kind: "Pod",
-            schema: None,
-        };
-        let live = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}});
-        let patch = json!({"spec": {"containers": [{"name": "b", "image": "3"}, {"name": "c", "image": "4"}]}});
-        let out = strategic_merge(&live, &patch, &ctx, &mut vec![]);
-        assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 3);
-        assert_eq!(out["spec"]["containers"][1]["image"], "3");
-    }
-}
-
 /// Paths of list-map items whose keys repeat an earlier item's (SSA rejects them).
 pub fn duplicate_keys(v: &Value, ctx: &Ctx) -> Vec<String> {
     fn rec(v: &Value, ctx: &Ctx, names: &mut Vec<String>, path: &str, out: &mut Vec<String>) {
@@ -490,4 +458,36 @@ pub fn duplicate_keys(v: &Value, ctx: &Ctx) -> Vec<String> {
     let mut out = vec![];
     rec(v, ctx, &mut vec![], "", &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn roundtrip_fields_v1() {
+        let ctx = Ctx {
+            kind: "Pod",
+            schema: None,
+        };
+        let obj = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let set = fields_of(&obj, &ctx);
+        let v1 = to_fields_v1(&set);
+        assert_eq!(
+            v1,
+            json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}})
+        );
+        assert_eq!(from_fields_v1(&v1), set);
+    }
+    #[test]
+    fn strategic() {
+        let ctx = Ctx {
+            kind: "Pod",
+            schema: None,
+        };
+        let live = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}});
+        let patch = json!({"spec": {"containers": [{"name": "b", "image": "3"}, {"name": "c", "image": "4"}]}});
+        let out = strategic_merge(&live, &patch, &ctx, &mut vec![]);
+        assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 3);
+        assert_eq!(out["spec"]["containers"][1]["image"], "3");
+    }
 }
