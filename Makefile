@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crds dev e2e bench
+.PHONY: help build test lint fmt crds chart dev e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -11,9 +11,10 @@ help: ## Show the targets
 build: ## Build every binary (landlord, kube-test)
 	$(CARGO) build --workspace --bins
 
-test: ## Run all tests: unit, CRD validation and drift, kube-test, integration, kubectl
+test: ## Run all tests: unit, CRD validation and drift, kube-test, integration, kubectl, chart
 	$(CARGO) test --workspace
 	bash tests/kubectl-dev.sh
+	python3 tests/chart_test.py
 
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
@@ -25,6 +26,10 @@ fmt: ## Format the code
 crds: ## Regenerate crds/ from the Rust types
 	rm -f crds/*.yaml
 	$(CARGO) run --quiet -- crdgen --dir crds
+	python3 tests/chart_test.py --update
+
+chart: ## Helm chart: lint, render, schema, install.yaml in sync, kubectl against kube-test
+	python3 tests/chart_test.py
 
 dev: ## Run `landlord dev`: embedded API server, operator and example tenants
 	$(CARGO) run --release -- dev

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,13 +10,10 @@ use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::{Tenant, crds};
-use crate::metrics::Metrics;
-use crate::reconcile::{Context, Settings};
 
 /// The examples shipped in the binary, used when `--examples` is not given.
 const EXAMPLES: [(&str, &str); 4] = [
@@ -51,6 +47,9 @@ pub struct Options {
     /// Apply the YAML files of this directory instead of the built-in examples.
     #[arg(long)]
     pub examples: Option<PathBuf>,
+    /// Loopback port of the quota engine's HTTP API.
+    #[arg(long, default_value_t = 16481)]
+    pub engine_port: u16,
     /// Stop after printing "ready" instead of following the tenants (for scripts).
     #[arg(long)]
     pub exit_when_ready: bool,
@@ -79,22 +78,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .with_context(|| format!("applying {file}"))?;
     }
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "landlord".into(),
-            instance: None,
-        },
+    let operator_options = crate::operator::Options {
+        engine_addr: ([127, 0, 0, 1], options.engine_port).into(),
+        resync: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let (ctx, refresh) = crate::operator::start(client.clone(), &operator_options).await?;
+    println!(
+        "quota API   http://127.0.0.1:{}/v1/tenants/<tenant>/check",
+        options.engine_port
     );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        recorder,
-        Metrics::default(),
-        Settings {
-            resync: Duration::from_secs(60),
-        },
-    ));
-    let operator = tokio::spawn(crate::reconcile::controller::run(ctx));
+    let operator = tokio::spawn(crate::reconcile::controller::run(ctx, Some(refresh)));
 
     wait_until_ready(&client, Duration::from_secs(30)).await?;
     println!(

@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,39 +35,58 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<OutcomeLabels, Histogram>,
     pub tenants: Family<PhaseLabels, Gauge>,
+    /// Unix time of the last complete usage flush; `time() - x` is the flush lag.
+    pub last_flush: Gauge<i64, AtomicI64>,
     pub registry: Arc<Registry>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("landlord");
+        Self::new(Vec::new())
+    }
+}
+
+impl Metrics {
+    /// The operator's metrics plus `collectors` (the quota engine's, read at scrape time).
+    pub fn new(collectors: Vec<Box<dyn Collector>>) -> Self {
+        let mut registry = Registry::default();
         let reconciles = Family::<OutcomeLabels, Counter>::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 14))
         });
         let tenants = Family::<PhaseLabels, Gauge>::default();
+        let last_flush = Gauge::<i64, AtomicI64>::default();
         registry.register(
-            "reconciles",
+            "landlord_reconciles",
             "Tenant reconciles by outcome",
             reconciles.clone(),
         );
         registry.register(
-            "reconcile_errors",
+            "landlord_reconcile_errors",
             "Failed tenant reconciles by error",
             errors.clone(),
         );
         registry.register(
-            "reconcile_duration_seconds",
+            "landlord_reconcile_duration_seconds",
             "Tenant reconcile duration by outcome",
             duration.clone(),
         );
-        registry.register("tenants", "Tenants by phase", tenants.clone());
+        registry.register("landlord_tenants", "Tenants by phase", tenants.clone());
+        registry.register(
+            "landlord_usage_last_flush_timestamp_seconds",
+            "Unix time of the last complete usage flush to TenantUsage",
+            last_flush.clone(),
+        );
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         Self {
             reconciles,
             errors,
             duration,
             tenants,
+            last_flush,
             registry: Arc::new(registry),
         }
     }

@@ -1,4 +1,5 @@
-//! `landlord run`: the operator process — the controller plus the metrics endpoint.
+//! `landlord run`: the operator process — the controller, the quota engine's HTTP API, the
+//! usage ledger and the metrics endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,8 +10,12 @@ use axum::Router;
 use axum::routing::get;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::quota::ledger::{self, Metering};
+use crate::quota::tokenreview::TokenReviewer;
+use crate::quota::{Engine, QuotaMetrics};
 use crate::reconcile::{self, Context, Settings};
 
 /// Options of `landlord run`.
@@ -19,16 +24,50 @@ pub struct Options {
     /// Address of the Prometheus metrics and health endpoint.
     #[arg(long, default_value = "0.0.0.0:8080", env = "LANDLORD_METRICS_ADDR")]
     pub metrics_addr: SocketAddr,
+    /// Address of the quota engine's HTTP API (`/v1/...`).
+    #[arg(long, default_value = "0.0.0.0:8081", env = "LANDLORD_ENGINE_ADDR")]
+    pub engine_addr: SocketAddr,
     /// How often a converged tenant is checked again (e.g. 5m, 30s).
     #[arg(long, default_value = "5m", value_parser = parse_duration, env = "LANDLORD_RESYNC")]
     pub resync: Duration,
+    /// How often metered usage is flushed to TenantUsage (the most a restart can lose).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "LANDLORD_FLUSH_INTERVAL")]
+    pub flush_interval: Duration,
+    /// Members of this group may call the quota engine for any tenant.
+    #[arg(
+        long,
+        default_value = "landlord:engine-admins",
+        env = "LANDLORD_ENGINE_ADMIN_GROUP"
+    )]
+    pub engine_admin_group: String,
+    /// Engine dimensions every tenant is metered on, limited or not.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "api-calls,messages,tasks,bytes,connections,storage-bytes",
+        env = "LANDLORD_DIMENSIONS"
+    )]
+    pub dimensions: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             metrics_addr: "127.0.0.1:0".parse().expect("valid"),
+            engine_addr: "127.0.0.1:0".parse().expect("valid"),
             resync: Duration::from_secs(300),
+            flush_interval: Duration::from_secs(10),
+            engine_admin_group: "landlord:engine-admins".into(),
+            dimensions: [
+                "api-calls",
+                "messages",
+                "tasks",
+                "bytes",
+                "connections",
+                "storage-bytes",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -53,22 +92,47 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Run the operator until Ctrl-C or SIGTERM.
 pub async fn run(client: Client, options: Options) -> anyhow::Result<()> {
-    let metrics = Metrics::default();
-    let listener = tokio::net::TcpListener::bind(options.metrics_addr)
-        .await
-        .with_context(|| format!("binding {}", options.metrics_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-    let app = {
+    let (ctx, refresh) = start(client, &options).await?;
+    tracing::info!("tenant controller starting");
+    reconcile::controller::run(ctx, Some(refresh)).await;
+    Ok(())
+}
+
+/// Start the quota engine, its HTTP API, the usage ledger and the metrics endpoint; return
+/// the controller's context and the stream of tenants whose usage moved.
+pub async fn start(
+    client: Client,
+    options: &Options,
+) -> anyhow::Result<(Arc<Context>, mpsc::Receiver<String>)> {
+    let engine = Arc::new(Engine::new(options.dimensions.clone()));
+    let metrics = Metrics::new(vec![Box::new(QuotaMetrics::new(&engine))]);
+    serve("metrics", options.metrics_addr, {
         let metrics = metrics.clone();
         Router::new()
             .route("/metrics", get(move || async move { metrics.render() }))
             .route("/healthz", get(|| async { "ok" }))
-    };
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics server stopped");
-        }
-    });
+    })
+    .await?;
+    let auth = Arc::new(TokenReviewer::new(
+        client.clone(),
+        Some(options.engine_admin_group.clone()),
+    ));
+    serve(
+        "quota engine",
+        options.engine_addr,
+        crate::quota::http::router(engine.clone(), auth),
+    )
+    .await?;
+
+    let metering = Arc::new(Metering::new(engine, client.clone()));
+    let (changed, refresh) = mpsc::channel(1024);
+    tokio::spawn(ledger::run(
+        metering.clone(),
+        options.flush_interval,
+        changed,
+        metrics.last_flush.clone(),
+    ));
+
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -76,16 +140,28 @@ pub async fn run(client: Client, options: Options) -> anyhow::Result<()> {
             instance: std::env::var("POD_NAME").ok(),
         },
     );
-    let ctx = Arc::new(Context::new(
+    let ctx = Context::new(
         client,
         recorder,
         metrics,
         Settings {
             resync: options.resync,
         },
-    ));
-    tracing::info!("tenant controller starting");
-    reconcile::controller::run(ctx).await;
+    )
+    .with_metering(metering);
+    Ok((Arc::new(ctx), refresh))
+}
+
+async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} to {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{what} listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "{what} server stopped");
+        }
+    });
     Ok(())
 }
 

@@ -572,7 +572,7 @@ def check_operator_with_chart_rbac() -> None:
             env = dict(os.environ, KUBECONFIG=str(sa_config), POD_NAME="landlord-test",
                        RUST_LOG="info", NO_COLOR="1")
             operator = subprocess.Popen(
-                [str(LANDLORD), "run", "--metrics-addr=127.0.0.1:0", "--resync=5s"],
+                [str(LANDLORD), "run", "--metrics-addr=127.0.0.1:0", "--engine-addr=127.0.0.1:0", "--resync=5s"],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
             kt.kubectl("apply", "--server-side", "-f", str(EXAMPLES))
             deadline = time.monotonic() + 20

@@ -18,7 +18,49 @@ struct Cluster {
     client: Client,
     server: Option<kube_test::RunningServer>,
     operator: Child,
+    kubeconfig: std::path::PathBuf,
+    resync: String,
+    /// Where the operator serves the quota engine's API.
+    engine_port: u16,
     _dir: tempdir::Dir,
+}
+
+impl Cluster {
+    /// Kill the operator and start a new one, as a crash or a rollout would.
+    fn restart_operator(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+        self.operator = operator(&self.kubeconfig, &self.resync, self.engine_port);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn operator(kubeconfig: &std::path::Path, resync: &str, engine_port: u16) -> Child {
+    let engine = format!("127.0.0.1:{engine_port}");
+    Command::new(env!("CARGO_BIN_EXE_landlord"))
+        .args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--engine-addr",
+            &engine,
+            "--resync",
+            resync,
+            "--flush-interval",
+            "1s",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 mod tempdir {
@@ -84,17 +126,15 @@ async fn cluster(tag: &str, resync: &str) -> Cluster {
         tenants.list(&Default::default()).await.is_ok()
     })
     .await;
-    let operator = Command::new(env!("CARGO_BIN_EXE_landlord"))
-        .args(["run", "--metrics-addr", "127.0.0.1:0", "--resync", resync])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let engine_port = free_port();
+    let operator = operator(&kubeconfig, resync, engine_port);
     Cluster {
         client,
         server,
         operator,
+        kubeconfig,
+        resync: resync.to_string(),
+        engine_port,
         _dir: dir,
     }
 }
@@ -503,4 +543,143 @@ async fn a_converged_operator_writes_nothing() {
         hooks.request_count("list", "resourcequotas") > reads_before + 50,
         "the tenants were resynced"
     );
+}
+
+/// POST or GET against the quota engine with a bearer token: (status, JSON body).
+async fn engine_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioExecutor;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    match client.request(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &sa).await.unwrap();
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let answer: TokenRequest = api
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    answer.status.unwrap().token
+}
+
+#[tokio::test]
+async fn the_quota_engine_authenticates_meters_and_survives_a_restart() {
+    let mut c = cluster("engine", "5m").await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: metered}\nspec:\n  rates: [{name: api-calls, limit: 100, per: 1m}]\n  pricing: {currency: USD, items: [{dimension: api-calls, unit: 1, price: '0.01'}]}\n").await;
+    for t in ["alpha", "beta"] {
+        apply(&c.client, &format!("apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {t}}}\nspec:\n  quotaRef: metered\n  namespaces: [{{name: app}}]\n")).await;
+        wait_condition(&c.client, t, "Ready", "True", "Ready").await;
+    }
+    let token = service_account_token(&c.client, "alpha-app", "worker").await;
+    let check = |amount: u64| Some(json!({"dimension": "api-calls", "amount": amount}));
+    let port = c.engine_port;
+
+    // A workload of tenant alpha may charge alpha, not beta; no token is 401.
+    let (status, body) =
+        engine_call(port, "POST", "/v1/tenants/alpha/check", &token, check(5)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["allowed"], true);
+    assert_eq!(body["remaining"], 95);
+    let (status, _) = engine_call(port, "POST", "/v1/tenants/beta/check", &token, check(1)).await;
+    assert_eq!(status, 403);
+    let (status, _) = engine_call(
+        port,
+        "POST",
+        "/v1/tenants/alpha/check",
+        "not-a-token",
+        check(1),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // The ledger flushes within its interval.
+    let usages: Api<landlord::api::TenantUsage> = Api::all(c.client.clone());
+    let period = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let name = format!("alpha-{period}");
+    let allowed = |n: u64| {
+        let usages = usages.clone();
+        let name = name.clone();
+        async move {
+            usages
+                .get_opt(&name)
+                .await
+                .unwrap()
+                .and_then(|u| u.status)
+                .is_some_and(|s| {
+                    s.dimensions
+                        .get("api-calls")
+                        .is_some_and(|d| d.allowed == n)
+                })
+        }
+    };
+    poll("usage flushed", || allowed(5)).await;
+
+    // A restart reloads the month: the next charge counts on top of the 5.
+    c.restart_operator();
+    poll("engine back with alpha's usage", || async {
+        let (status, body) =
+            engine_call(port, "GET", "/v1/tenants/alpha/stats", &token, None).await;
+        status == 200 && body["dimensions"]["api-calls"]["units"] == 5
+    })
+    .await;
+    // Usage is durable; limiter state is not: the new process starts with a full bucket.
+    let (status, body) =
+        engine_call(port, "POST", "/v1/tenants/alpha/check", &token, check(3)).await;
+    assert_eq!(
+        (status, body["remaining"].clone()),
+        (200, json!(97)),
+        "{body}"
+    );
+    poll("usage after restart flushed", || allowed(8)).await;
+
+    // The Tenant's status carries rates and cost.
+    let tenants: Api<Tenant> = Api::all(c.client.clone());
+    poll("tenant status shows usage and cost", || async {
+        let status = tenants
+            .get("alpha")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        status
+            .rates
+            .get("api-calls")
+            .is_some_and(|r| r.allowed == 8 && r.limit.as_deref() == Some("100/1m"))
+            && status
+                .cost
+                .as_ref()
+                .is_some_and(|c| c.amount == "0.08" && c.currency == "USD" && c.period == period)
+    })
+    .await;
 }

@@ -38,3 +38,7 @@ pub use pricing::{Cost, CostLine, PriceItem, Pricing, PricingError};
 mod engine_tests;
 #[cfg(test)]
 mod http_tests;
+
+pub mod ledger;
+pub mod plan;
+pub mod tokenreview;

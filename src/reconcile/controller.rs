@@ -27,8 +27,9 @@ fn tenant_of<K: Resource>(object: K) -> Option<ObjectRef<Tenant>> {
         .map(|t| ObjectRef::new(t))
 }
 
-/// Run until the process is asked to stop.
-pub async fn run(ctx: Arc<Context>) {
+/// Run until the process is asked to stop. Tenant names sent on `refresh` are reconciled
+/// again (the usage ledger sends those whose usage moved, so their status follows).
+pub async fn run(ctx: Arc<Context>, refresh: Option<tokio::sync::mpsc::Receiver<String>>) {
     let client = ctx.client.clone();
     let labelled = || watcher::Config::default().labels(TENANT_LABEL);
     let controller = Controller::new(
@@ -73,6 +74,11 @@ pub async fn run(ctx: Arc<Context>) {
             labelled(),
             tenant_of,
         )
+        .reconcile_on(futures::stream::unfold(refresh, |rx| async move {
+            let mut rx = rx?;
+            let name = rx.recv().await?;
+            Some((ObjectRef::new(&name), Some(rx)))
+        }))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -22,8 +22,11 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::events::Recorder;
 
+use std::sync::Arc;
+
 use crate::api::Phase;
 use crate::metrics::Metrics;
+use crate::quota::ledger::Metering;
 
 /// Everything a reconcile needs besides the Tenant.
 pub struct Context {
@@ -35,6 +38,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Last phase of each tenant, for the tenants-per-phase gauge.
     phases: Mutex<HashMap<String, Phase>>,
+    /// The quota engine, when this operator runs one: limits go in, usage summaries come out.
+    pub metering: Option<Arc<Metering>>,
 }
 
 impl Context {
@@ -46,7 +51,14 @@ impl Context {
             settings,
             failures: Mutex::default(),
             phases: Mutex::default(),
+            metering: None,
         }
+    }
+
+    /// Run the quota engine's plan updates and status summaries through `metering`.
+    pub fn with_metering(mut self, metering: Arc<Metering>) -> Self {
+        self.metering = Some(metering);
+        self
     }
 
     /// The resync interval with ±10 % jitter, so thousands of tenants do not resync in step.

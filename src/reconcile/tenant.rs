@@ -122,6 +122,23 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 
     // Status.
     let usage = status::usage(&effective.spec, &observed);
+    let (rates, cost) = match &ctx.metering {
+        Some(metering) => {
+            if let Err(problem) = metering.set_tenant(&name, &effective.spec, suspended).await {
+                publish(
+                    ctx,
+                    tenant,
+                    EventType::Warning,
+                    "EngineLimitsRejected",
+                    format!("the quota engine cannot enforce this plan: {problem}"),
+                )
+                .await;
+            }
+            metering.observe_resources(&name, &usage);
+            metering.summary(&name)
+        }
+        None => (Default::default(), None),
+    };
     let mut observations = vec![];
     let provisioned = if conflicts.is_empty() {
         Observation::new(
@@ -248,6 +265,8 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         memory_utilization: status::utilization_of(&usage, &["requests.memory", "memory"]),
         usage: usage.clone(),
         effective: Some(effective),
+        rates,
+        cost,
         ..previous.clone()
     };
     for (resource, threshold, pct) in status::crossed(&previous.usage, &usage) {
@@ -520,6 +539,9 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     };
     publish(ctx, tenant, EventType::Normal, "Cleanup", note).await;
     ctx.set_phase(&name, None);
+    if let Some(metering) = &ctx.metering {
+        metering.remove_tenant(&name);
+    }
     Ok(Action::await_change())
 }
 

@@ -1,0 +1,426 @@
+//! Metering glue between the operator and the engine, and the durable usage ledger.
+//!
+//! The reconciler hands every tenant's effective plan to [`Metering::set_tenant`] and reads a
+//! status summary back with [`Metering::summary`]; it is the only writer of `Tenant.status`.
+//! The ledger loop ([`run`]) flushes each tenant's usage of the month into its `TenantUsage`
+//! object every interval, only when it changed, and asks the controller to refresh the
+//! tenants whose numbers moved. A restart reloads the month from `TenantUsage`, so at most
+//! one flush interval of usage is lost.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{DimensionUsage as EngineUsage, Engine, Period, Pricing, Usage};
+use crate::api::{
+    self, CostStatus, DimensionUsage, RateStatus, TenantUsage, TenantUsageSpec, TenantUsageStatus,
+};
+use crate::quantity;
+
+const FIELD_MANAGER: &str = "landlord";
+
+/// What was loaded from the ledger for the current period, added to what the engine counts.
+#[derive(Clone, Debug, Default)]
+struct Carried {
+    period: Option<Period>,
+    denied: BTreeMap<String, u64>,
+    daily: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Resource unit-seconds in thousandths (millicore-seconds, byte-milliseconds).
+    resources: BTreeMap<String, i128>,
+}
+
+/// Per-tenant state the operator keeps beside the engine.
+#[derive(Clone, Debug, Default)]
+struct TenantMeta {
+    pricing: Option<Pricing>,
+    resource_prices: Vec<api::PriceItem>,
+    currency: Option<String>,
+    carried: Carried,
+    /// Last observed quota usage (resource → thousandths) and when, for unit-hours.
+    last_resources: Option<(BTreeMap<String, i128>, jiff::Timestamp)>,
+}
+
+/// The engine plus what the operator needs to meter and price tenants.
+pub struct Metering {
+    pub engine: Arc<Engine>,
+    client: Client,
+    tenants: Mutex<HashMap<String, TenantMeta>>,
+}
+
+impl Metering {
+    pub fn new(engine: Arc<Engine>, client: Client) -> Self {
+        Self {
+            engine,
+            client,
+            tenants: Mutex::default(),
+        }
+    }
+
+    fn period_now(&self) -> Period {
+        let date = self
+            .engine
+            .clock()
+            .wall()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        Period::new(date.year() as u16, date.month() as u8).expect("calendar month")
+    }
+
+    /// Give the engine a tenant's limits; on first sight, reload its month from the ledger.
+    pub async fn set_tenant(
+        &self,
+        tenant: &str,
+        plan: &api::TenantQuotaSpec,
+        suspended: bool,
+    ) -> Result<(), String> {
+        let limits = super::plan::limits(plan, suspended)?;
+        let known = self
+            .tenants
+            .lock()
+            .expect("not poisoned")
+            .contains_key(tenant);
+        self.engine
+            .set_tenant(tenant, limits)
+            .map_err(|e| e.to_string())?;
+        let resource_prices: Vec<api::PriceItem> = plan
+            .pricing
+            .iter()
+            .flat_map(|p| p.items.iter())
+            .filter(|i| i.resource.is_some())
+            .cloned()
+            .collect();
+        {
+            let mut tenants = self.tenants.lock().expect("not poisoned");
+            let meta = tenants.entry(tenant.to_string()).or_default();
+            meta.pricing = super::plan::pricing(plan);
+            meta.currency = plan.pricing.as_ref().map(|p| p.currency.clone());
+            meta.resource_prices = resource_prices;
+        }
+        if !known {
+            self.reload(tenant).await?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_tenant(&self, tenant: &str) {
+        self.engine.remove_tenant(tenant);
+        self.tenants.lock().expect("not poisoned").remove(tenant);
+    }
+
+    /// Seed the engine with the current month's `TenantUsage`, if there is one.
+    async fn reload(&self, tenant: &str) -> Result<(), String> {
+        let period = self.period_now();
+        let api: Api<TenantUsage> = Api::all(self.client.clone());
+        let Some(stored) = api
+            .get_opt(&format!("{tenant}-{period}"))
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let status = stored.status.unwrap_or_default();
+        let usage = Usage {
+            tenant: tenant.to_string(),
+            period,
+            dimensions: status
+                .dimensions
+                .iter()
+                .map(|(d, u)| {
+                    (
+                        d.clone(),
+                        EngineUsage {
+                            total: u.allowed,
+                            hours: vec![],
+                        },
+                    )
+                })
+                .collect(),
+        };
+        self.engine.load_usage(&usage).map_err(|e| e.to_string())?;
+        let carried = Carried {
+            period: Some(period),
+            denied: status
+                .dimensions
+                .iter()
+                .map(|(d, u)| (d.clone(), u.denied))
+                .collect(),
+            daily: status
+                .dimensions
+                .iter()
+                .map(|(d, u)| (d.clone(), u.daily.clone()))
+                .collect(),
+            resources: status
+                .resources
+                .iter()
+                .filter_map(|(r, h)| Some((r.clone(), parse_hours(h)?)))
+                .collect(),
+        };
+        if let Some(meta) = self.tenants.lock().expect("not poisoned").get_mut(tenant) {
+            meta.carried = carried;
+        }
+        Ok(())
+    }
+
+    /// Record the tenant's quota `used` now; the time since the last observation is charged at
+    /// the previous values (usage only changes when the reconciler sees it change).
+    pub fn observe_resources(&self, tenant: &str, used: &BTreeMap<String, api::ResourceUsage>) {
+        let now = self.engine.clock().wall();
+        let period = self.period_now();
+        let current: BTreeMap<String, i128> = used
+            .iter()
+            .filter_map(|(r, u)| Some((r.clone(), quantity::parse_milli(&u.used)?)))
+            .collect();
+        let mut tenants = self.tenants.lock().expect("not poisoned");
+        let Some(meta) = tenants.get_mut(tenant) else {
+            return;
+        };
+        if meta.carried.period != Some(period) {
+            meta.carried = Carried {
+                period: Some(period),
+                ..Carried::default()
+            };
+        }
+        if let Some((before, at)) = &meta.last_resources {
+            let seconds = (now.as_millisecond() - at.as_millisecond()).max(0) as i128 / 1000;
+            for (r, milli) in before {
+                *meta.carried.resources.entry(r.clone()).or_default() += milli * seconds;
+            }
+        }
+        meta.last_resources = Some((current, now));
+    }
+
+    /// The ledger record of a tenant's current month.
+    pub fn record(&self, tenant: &str) -> Option<TenantUsageStatus> {
+        let period = self.period_now();
+        let usage = self.engine.usage(tenant, period).ok()?;
+        let stats = self.engine.stats(tenant).ok()?;
+        let meta = self
+            .tenants
+            .lock()
+            .expect("not poisoned")
+            .get(tenant)
+            .cloned()?;
+        let carried = if meta.carried.period == Some(period) {
+            meta.carried.clone()
+        } else {
+            Carried::default()
+        };
+        let mut dimensions = BTreeMap::new();
+        for (d, u) in &usage.dimensions {
+            let mut daily = carried.daily.get(d).cloned().unwrap_or_default();
+            for h in &u.hours {
+                let day = h.hour.to_zoned(jiff::tz::TimeZone::UTC).day();
+                *daily.entry(format!("{day:02}")).or_default() += h.units;
+            }
+            let denied = carried.denied.get(d).copied().unwrap_or(0)
+                + stats.dimensions.get(d).map_or(0, |s| s.denied);
+            dimensions.insert(
+                d.clone(),
+                DimensionUsage {
+                    allowed: u.total,
+                    denied,
+                    daily,
+                },
+            );
+        }
+        let resources: BTreeMap<String, String> = carried
+            .resources
+            .iter()
+            .map(|(r, ms)| (r.clone(), format_hours(*ms)))
+            .collect();
+        let cost = self.cost(&meta, &usage, &carried.resources, period);
+        Some(TenantUsageStatus {
+            dimensions,
+            resources,
+            cost,
+            last_flush: None,
+        })
+    }
+
+    fn cost(
+        &self,
+        meta: &TenantMeta,
+        usage: &Usage,
+        resources: &BTreeMap<String, i128>,
+        period: Period,
+    ) -> Option<CostStatus> {
+        let currency = meta.currency.clone()?;
+        let mut amount = match &meta.pricing {
+            Some(p) => super::pricing::cost(p, &super::pricing::totals(usage))
+                .ok()?
+                .total
+                .parse::<Decimal>()
+                .ok()?,
+            None => Decimal::ZERO,
+        };
+        for item in &meta.resource_prices {
+            let resource = item.resource.as_deref()?;
+            let Some(milli_seconds) = resources.get(resource) else {
+                continue;
+            };
+            let unit = item
+                .unit
+                .as_ref()
+                .and_then(|u| quantity::parse_milli(&u.0))
+                .unwrap_or(1000)
+                .max(1);
+            let price: Decimal = item.price.parse().ok()?;
+            // unit-hours = milli-seconds / (unit milli * 3600)
+            let hours = Decimal::from_i128_with_scale(*milli_seconds, 0)
+                / Decimal::from_i128_with_scale(unit * 3600, 0);
+            amount += hours * price;
+        }
+        Some(CostStatus {
+            period: period.to_string(),
+            amount: amount.round_dp(6).normalize().to_string(),
+            currency,
+        })
+    }
+
+    /// Rates and cost for `Tenant.status`, rounded so that they only change when usage does.
+    pub fn summary(&self, tenant: &str) -> (BTreeMap<String, RateStatus>, Option<CostStatus>) {
+        let Ok(stats) = self.engine.stats(tenant) else {
+            return (BTreeMap::new(), None);
+        };
+        let rates = stats
+            .dimensions
+            .iter()
+            .map(|(d, s)| {
+                let limit = s
+                    .rates
+                    .first()
+                    .map(|r| format!("{}/{}", r.limit, format_ms(r.per_ms)));
+                (
+                    d.clone(),
+                    RateStatus {
+                        rate: format!("{:.2}", s.units_per_second),
+                        limit,
+                        allowed: s.units,
+                        denied: s.denied,
+                    },
+                )
+            })
+            .collect();
+        let cost = self.record(tenant).and_then(|r| r.cost);
+        (rates, cost)
+    }
+}
+
+fn format_ms(ms: u64) -> String {
+    match ms {
+        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m if m % 1000 == 0 => format!("{}s", m / 1000),
+        m => format!("{m}ms"),
+    }
+}
+
+/// Thousandth-unit-seconds as unit-hours with three decimals.
+fn format_hours(milli_seconds: i128) -> String {
+    (Decimal::from_i128_with_scale(milli_seconds, 0) / Decimal::from(3_600_000))
+        .round_dp(3)
+        .normalize()
+        .to_string()
+}
+
+fn parse_hours(text: &str) -> Option<i128> {
+    let hours: Decimal = text.parse().ok()?;
+    (hours * Decimal::from(3_600_000))
+        .round()
+        .to_string()
+        .parse()
+        .ok()
+}
+
+/// Flush every tenant's month into its `TenantUsage` every `interval`, when it changed, and
+/// send the names of tenants whose numbers moved so their status can be refreshed.
+pub async fn run(
+    metering: Arc<Metering>,
+    interval: Duration,
+    changed: mpsc::Sender<String>,
+    last_flush: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+) {
+    let api: Api<TenantUsage> = Api::all(metering.client.clone());
+    let mut flushed: HashMap<String, TenantUsageStatus> = HashMap::new();
+    let mut created: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut complete = true;
+        for tenant in metering.engine.tenants() {
+            let Some(record) = metering.record(&tenant) else {
+                continue;
+            };
+            if flushed.get(&tenant) == Some(&record) {
+                continue;
+            }
+            let period = metering.period_now();
+            let name = format!("{tenant}-{period}");
+            if let Err(e) = flush(&api, &name, &tenant, period, &record, &mut created).await {
+                tracing::warn!(%tenant, error = %e, "usage flush failed; retrying next interval");
+                complete = false;
+                continue;
+            }
+            flushed.insert(tenant.clone(), record);
+            let _ = changed.try_send(tenant);
+        }
+        if complete {
+            last_flush.set(jiff::Timestamp::now().as_second());
+        }
+    }
+}
+
+async fn flush(
+    api: &Api<TenantUsage>,
+    name: &str,
+    tenant: &str,
+    period: Period,
+    record: &TenantUsageStatus,
+    created: &mut HashSet<String>,
+) -> Result<(), kube::Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if !created.contains(name) {
+        let object = TenantUsage::new(
+            name,
+            TenantUsageSpec {
+                tenant: tenant.to_string(),
+                period: period.to_string(),
+            },
+        );
+        let mut body = serde_json::to_value(&object).expect("serialises");
+        body.as_object_mut().expect("object").remove("status");
+        body["metadata"]["labels"] = json!({api::TENANT_LABEL: tenant});
+        api.patch(name, &params, &Patch::Apply(&body)).await?;
+        created.insert(name.to_string());
+    }
+    let mut status = record.clone();
+    status.last_flush = Some(Time(jiff::Timestamp::now()));
+    let body =
+        json!({"apiVersion": "landlord.dev/v1alpha1", "kind": "TenantUsage", "status": status});
+    api.patch_status(name, &params, &Patch::Apply(&body))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_round_trip() {
+        assert_eq!(format_hours(3_600_000), "1");
+        assert_eq!(format_hours(5_400_000), "1.5");
+        assert_eq!(parse_hours("1.5"), Some(5_400_000));
+        assert_eq!(format_ms(60_000), "1m");
+        assert_eq!(format_ms(86_400_000), "24h");
+        assert_eq!(format_ms(1500), "1500ms");
+    }
+}

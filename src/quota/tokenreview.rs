@@ -1,0 +1,125 @@
+//! Callers of the quota API authenticate with their Kubernetes ServiceAccount token, verified
+//! by a TokenReview. The caller's namespace maps to its tenant through the namespace's
+//! `landlord.dev/tenant` label. Answers are cached so the hot path rarely leaves the process.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
+
+use super::{AuthError, Authenticator, Caller};
+use crate::api::TENANT_LABEL;
+
+/// How long a verified token is trusted before it is reviewed again.
+const TTL: Duration = Duration::from_secs(60);
+/// How long a refused token is remembered, to keep floods of bad tokens off the API server.
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// Most cached tokens; the cache is emptied when full.
+const MAX_CACHED: usize = 10_000;
+
+pub struct TokenReviewer {
+    client: Client,
+    /// Members of this group may act for any tenant.
+    admin_group: Option<String>,
+    cache: Mutex<HashMap<String, (Result<Caller, AuthError>, Instant)>>,
+}
+
+impl TokenReviewer {
+    pub fn new(client: Client, admin_group: Option<String>) -> Self {
+        Self {
+            client,
+            admin_group,
+            cache: Mutex::default(),
+        }
+    }
+
+    async fn review(&self, token: &str) -> Result<Caller, AuthError> {
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                audiences: None,
+            },
+            ..Default::default()
+        };
+        let api: Api<TokenReview> = Api::all(self.client.clone());
+        let answer = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let status = answer.status.unwrap_or_default();
+        if status.authenticated != Some(true) {
+            return Err(AuthError::InvalidToken);
+        }
+        let user = status.user.unwrap_or_default();
+        let username = user.username.unwrap_or_default();
+        let admin = self
+            .admin_group
+            .as_ref()
+            .is_some_and(|g| user.groups.iter().flatten().any(|x| x == g));
+        let tenant = match service_account_namespace(&username) {
+            Some(ns) => {
+                let namespaces: Api<Namespace> = Api::all(self.client.clone());
+                let found = namespaces
+                    .get_opt(ns)
+                    .await
+                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                found.and_then(|n| n.labels().get(TENANT_LABEL).cloned())
+            }
+            None => None,
+        };
+        Ok(Caller {
+            tenant,
+            admin,
+            username,
+        })
+    }
+}
+
+/// `system:serviceaccount:<namespace>:<name>` → `<namespace>`.
+pub fn service_account_namespace(username: &str) -> Option<&str> {
+    let rest = username.strip_prefix("system:serviceaccount:")?;
+    let (namespace, name) = rest.split_once(':')?;
+    (!namespace.is_empty() && !name.is_empty()).then_some(namespace)
+}
+
+#[async_trait]
+impl Authenticator for TokenReviewer {
+    async fn authenticate(&self, bearer: &str) -> Result<Caller, AuthError> {
+        if let Some((answer, at)) = self.cache.lock().expect("not poisoned").get(bearer) {
+            let ttl = if answer.is_ok() { TTL } else { NEGATIVE_TTL };
+            if at.elapsed() < ttl {
+                return answer.clone();
+            }
+        }
+        let answer = self.review(bearer).await;
+        if !matches!(answer, Err(AuthError::Unavailable(_))) {
+            let mut cache = self.cache.lock().expect("not poisoned");
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+            cache.insert(bearer.to_string(), (answer.clone(), Instant::now()));
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_account_usernames_name_their_namespace() {
+        assert_eq!(
+            service_account_namespace("system:serviceaccount:acme-prod:api"),
+            Some("acme-prod")
+        );
+        assert_eq!(service_account_namespace("alice"), None);
+        assert_eq!(service_account_namespace("system:serviceaccount::x"), None);
+        assert_eq!(service_account_namespace("system:serviceaccount:ns"), None);
+    }
+}
