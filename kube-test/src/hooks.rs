@@ -135,9 +135,9 @@ impl Hooks {
             .map(|(_, c)| *c)
             .sum()
     }
-    /// create+update+patch+delete(+deletecollection) requests over all resources.
+    /// create+update+patch+delete requests over all resources.
     pub fn write_count(&self) -> u64 {
-        ["create", "update", "patch", "delete", "deletecollection"]
+        ["create", "update", "patch", "delete"]
             .iter()
             .map(|v| self.request_count(v, "*"))
             .sum()

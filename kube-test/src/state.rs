@@ -204,6 +204,56 @@ pub fn v1_event_to_core(o: &Value) -> Value {
     v
 }
 
+/// The parts of PodSpec validation that catch common mistakes.
+fn validate_pod_spec(spec: &Value, path: &str) -> Vec<Cause> {
+    let mut causes = vec![];
+    let containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if containers.is_empty() {
+        causes.push(Cause::new(
+            format!("{path}.containers"),
+            "FieldValueRequired",
+            "Required value",
+        ));
+    }
+    let mut names = vec![];
+    for (field, list) in [
+        ("containers", containers),
+        (
+            "initContainers",
+            spec.get("initContainers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    ] {
+        for (i, c) in list.iter().enumerate() {
+            let p = format!("{path}.{field}[{i}]");
+            match c["name"].as_str() {
+                Some(n) if is_dns1123_label(n) => {
+                    if names.contains(&n.to_string()) {
+                        causes.push(Cause::new(format!("{p}.name"), "FieldValueDuplicate", format!("Duplicate value: {n:?}")));
+                    }
+                    names.push(n.to_string());
+                }
+                Some(n) => causes.push(Cause::new(format!("{p}.name"), "FieldValueInvalid", format!("Invalid value: {n:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"))),
+                None => causes.push(Cause::new(format!("{p}.name"), "FieldValueRequired", "Required value")),
+            }
+            if c["image"].as_str().is_none_or(|i| i.trim().is_empty()) {
+                causes.push(Cause::new(
+                    format!("{p}.image"),
+                    "FieldValueRequired",
+                    "Required value",
+                ));
+            }
+        }
+    }
+    causes
+}
+
 fn is_qualified_name(k: &str) -> bool {
     let (prefix, name) = match k.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
@@ -736,23 +786,83 @@ impl State {
                 }
             }
             ("", "Pod") if old.is_none() => {
+                let causes = validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec");
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&def.kind, "", &name, causes));
+                }
                 quota::default_pod(self, ns, obj);
                 if obj.get("status").is_none_or(|s| s.get("phase").is_none()) {
                     obj["status"] = json!({"phase": "Pending", "qosClass": quota::qos_class(obj)});
                 }
-                if obj
-                    .pointer("/spec/containers")
-                    .and_then(Value::as_array)
-                    .is_none_or(|a| a.is_empty())
+            }
+            ("apps", "Deployment") | ("apps", "StatefulSet") => {
+                let mut causes = validate_pod_spec(
+                    obj.pointer("/spec/template/spec").unwrap_or(&Value::Null),
+                    "spec.template.spec",
+                );
+                match obj.pointer("/spec/selector") {
+                    Some(sel) if sel.is_object() => {
+                        let labels = obj
+                            .pointer("/spec/template/metadata/labels")
+                            .cloned()
+                            .unwrap_or(json!({}));
+                        let ok = sel["matchLabels"]
+                            .as_object()
+                            .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)));
+                        if !ok {
+                            causes.push(Cause::new("spec.template.metadata.labels", "FieldValueInvalid", format!("Invalid value: {labels}: `selector` does not match template `labels`")));
+                        }
+                        if let Some(old) = old
+                            && old.pointer("/spec/selector") != Some(sel)
+                        {
+                            causes.push(Cause::new(
+                                "spec.selector",
+                                "FieldValueInvalid",
+                                format!("Invalid value: {sel}: field is immutable"),
+                            ));
+                        }
+                    }
+                    _ => causes.push(Cause::new(
+                        "spec.selector",
+                        "FieldValueRequired",
+                        "Required value",
+                    )),
+                }
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
+                }
+                if obj.pointer("/spec/replicas").is_none() {
+                    obj["spec"]["replicas"] = json!(1);
+                }
+            }
+            ("rbac.authorization.k8s.io", "RoleBinding")
+            | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+                let rr = obj.get("roleRef").cloned().unwrap_or(Value::Null);
+                if rr["name"].as_str().is_none_or(str::is_empty)
+                    || rr["kind"].as_str().is_none_or(str::is_empty)
                 {
                     return Err(ApiError::invalid(
                         &def.kind,
-                        "",
+                        &def.group,
                         &name,
                         vec![Cause::new(
-                            "spec.containers",
+                            "roleRef.name",
                             "FieldValueRequired",
                             "Required value",
+                        )],
+                    ));
+                }
+                if let Some(old) = old
+                    && old.get("roleRef") != Some(&rr)
+                {
+                    return Err(ApiError::invalid(
+                        &def.kind,
+                        &def.group,
+                        &name,
+                        vec![Cause::new(
+                            "roleRef",
+                            "FieldValueInvalid",
+                            format!("Invalid value: {rr}: cannot change roleRef"),
                         )],
                     ));
                 }
@@ -818,12 +928,6 @@ impl State {
                     }
                     None => {}
                 }
-            }
-            ("apps", "Deployment") | ("apps", "StatefulSet")
-                if obj.pointer("/spec/replicas").is_none()
-                    && obj.get("spec").is_some_and(Value::is_object) =>
-            {
-                obj["spec"]["replicas"] = json!(1);
             }
             ("apiextensions.k8s.io", "CustomResourceDefinition") => self.admit_crd(obj, old)?,
             _ => {}

@@ -1054,3 +1054,65 @@ async fn services_get_a_cluster_ip_that_survives_updates() {
         .unwrap();
     assert_eq!(applied.spec.unwrap().cluster_ip, Some(ip));
 }
+
+#[tokio::test]
+async fn builtin_validation_catches_common_mistakes() {
+    let (_s, client) = setup().await;
+    let pods = dynamic(&client, "", "v1", "Pod", "pods", Some("default"));
+    let e = status(pods.create(&PostParams::default(), &obj(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}))).await.unwrap_err());
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.details.unwrap().causes[0].field,
+        "spec.containers[0].image"
+    );
+
+    let deps = dynamic(
+        &client,
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        Some("default"),
+    );
+    let dep = |sel: &str| {
+        obj(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": sel}},
+        "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        )
+    };
+    let e = status(
+        deps.create(&PostParams::default(), &dep("other"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.details.unwrap().causes[0].field,
+        "spec.template.metadata.labels"
+    );
+    let d = deps
+        .create(&PostParams::default(), &dep("d"))
+        .await
+        .unwrap();
+    assert_eq!(d.data["spec"]["replicas"], 1);
+
+    let rbs = dynamic(
+        &client,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        Some("default"),
+    );
+    rbs.create(&PostParams::default(), &obj(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}, "subjects": []}))).await.unwrap();
+    let e = status(
+        rbs.patch(
+            "rb",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"roleRef": {"name": "edit"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(e.message.contains("cannot change roleRef"), "{}", e.message);
+}
