@@ -1259,9 +1259,20 @@ impl State {
         obj: Value,
         opts: &WriteOpts,
     ) -> ApiResult<Value> {
-        let (core, obj) = self.storage_form(def, obj);
+        let (core, mut obj) = self.storage_form(def, obj);
         let def = core.as_ref().unwrap_or(def);
         if self.get_obj(&def.key(), ns, name).is_none() {
+            // Leases allow create-on-update, as on the real server
+            if def.group == "coordination.k8s.io" && def.kind == "Lease" {
+                if meta(&obj, "name").is_some_and(|n| n != name) {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object does not match the name on the URL ({name})"
+                    )));
+                }
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+                meta_mut(&mut obj).remove("resourceVersion");
+                return self.create(def, ns, obj, opts);
+            }
             return Err(ApiError::not_found(&def.group, &def.plural, name));
         }
         // custom resources do not allow unconditional updates
@@ -1276,9 +1287,6 @@ impl State {
                     "Invalid value: 0x0: must be specified for an update",
                 )],
             ));
-        }
-        if self.get_obj(&def.key(), ns, name).is_none() {
-            return Err(ApiError::not_found(&def.group, &def.plural, name));
         }
         self.commit_update(def, ns, name, obj, opts, false)
     }

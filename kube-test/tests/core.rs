@@ -1116,3 +1116,33 @@ async fn builtin_validation_catches_common_mistakes() {
     );
     assert!(e.message.contains("cannot change roleRef"), "{}", e.message);
 }
+
+#[tokio::test]
+async fn leases_support_create_on_update_and_optimistic_renewal() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let (_s, client) = setup().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let l: Lease = serde_json::from_value(json!({"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})).unwrap();
+    let created = leases
+        .replace("leader", &PostParams::default(), &l)
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.as_ref().unwrap().holder_identity.as_deref(),
+        Some("a")
+    );
+    let mut renew = created.clone();
+    renew.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    leases
+        .replace("leader", &PostParams::default(), &renew)
+        .await
+        .unwrap();
+    // a competing renewal with the old resourceVersion loses
+    let e = status(
+        leases
+            .replace("leader", &PostParams::default(), &renew)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 409);
+}
