@@ -574,3 +574,37 @@ async fn ssa_merges_crd_list_map_items_per_manager() {
     );
     assert_eq!(e.code, 422, "{}", e.message);
 }
+
+#[tokio::test]
+async fn object_count_quota_applies_to_custom_resources() {
+    let (_s, client) = setup().await;
+    let widgets = install_widgets(&client).await;
+    let quotas = dynamic(
+        &client,
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        Some("default"),
+    );
+    quotas.create(&PostParams::default(), &obj(json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "crs"}, "spec": {"hard": {"count/widgets.example.com": "1"}}}))).await.unwrap();
+    widgets
+        .create(&PostParams::default(), &widget("one", json!({"size": 1})))
+        .await
+        .unwrap();
+    let e = status(
+        widgets
+            .create(&PostParams::default(), &widget("two", json!({"size": 1})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        "widgets.example.com \"two\" is forbidden: exceeded quota: crs, requested: count/widgets.example.com=1, used: count/widgets.example.com=1, limited: count/widgets.example.com=1"
+    );
+    assert_eq!(
+        quotas.get("crs").await.unwrap().data["status"]["used"]["count/widgets.example.com"],
+        "1"
+    );
+}
