@@ -494,3 +494,32 @@ where
         }
     }
 }
+
+#[tokio::test]
+async fn metadata_only_get_list_and_watch() {
+    use kube::core::PartialObjectMeta;
+    let (_s, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("meta", json!({"m": "1"})))
+        .await
+        .unwrap();
+    let m = cms.get_metadata("meta").await.unwrap();
+    assert_eq!(m.metadata.labels.unwrap()["m"], "1");
+    let list = cms
+        .list_metadata(&ListParams::default().labels("m=1"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    let mut s = watcher(
+        Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), "default"),
+        watcher::Config::default().labels("m=1"),
+    )
+    .applied_objects()
+    .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), s.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("meta"));
+}
