@@ -360,6 +360,71 @@ mod controller {
     }
 
     #[tokio::test]
+    async fn controller_converges_fifty_objects_and_cleans_them_up() {
+        let (server, client) = setup().await;
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &Gadget::crd())
+            .await
+            .unwrap();
+        let api: Api<Gadget> = Api::namespaced(client.clone(), "default");
+        let ctx = Arc::new(Ctx {
+            api: api.clone(),
+            cleaned: Mutex::new(vec![]),
+        });
+        let ctrl = tokio::spawn(
+            Controller::new(
+                Api::<Gadget>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .run(
+                reconcile,
+                |_, _, _| Action::requeue(Duration::from_millis(50)),
+                ctx.clone(),
+            )
+            .for_each(|_| async {}),
+        );
+        // the first status patch fails; the controller retries
+        server.hooks().inject(
+            kube_test::Injection::error(500)
+                .verb("patch")
+                .resource("gadgets/status")
+                .times(1),
+        );
+        for i in 0..50 {
+            api.create(
+                &PostParams::default(),
+                &Gadget::new(&format!("g{i}"), GadgetSpec { size: i }),
+            )
+            .await
+            .unwrap();
+        }
+        eventually("all ready", || async {
+            api.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .filter(|g| g.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
+                .count()
+                == 50
+        })
+        .await;
+        api.delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+            .unwrap();
+        eventually("all gone", || async {
+            api.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        })
+        .await;
+        assert_eq!(ctx.cleaned.lock().unwrap().len(), 50);
+        ctrl.abort();
+    }
+
+    #[tokio::test]
     async fn controller_with_finalizer_converges_and_cleans_up() {
         let (_s, client) = setup().await;
         let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
