@@ -142,7 +142,7 @@ pub fn builtins() -> Vec<ResourceDef> {
         ),
         def("", "v1", "Secret", "secrets", true, &[], false, false),
         def("", "v1", "Service", "services", true, &["svc"], true, false),
-        def("", "v1", "Pod", "pods", true, &["po"], true, false),
+        def("", "v1", "Pod", "pods", true, &["po"], true, true),
         def(
             "",
             "v1",

@@ -352,6 +352,11 @@ async fn patches_merge_json_strategic() {
     .await
     .unwrap();
     let p = pods.patch("pod", &pp, &Patch::Strategic(json!({"spec": {"containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}]}]}}))).await.unwrap();
+    assert_eq!(
+        p.metadata.generation,
+        Some(2),
+        "pods have a generation (v1.33) bumped by spec changes"
+    );
     let cs = p.spec.unwrap().containers;
     assert_eq!(cs.len(), 2);
     assert_eq!(cs[0].image.as_deref(), Some("a:1"));
