@@ -10,7 +10,10 @@ use axum::Router;
 use axum::routing::get;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
 use crate::quota::ledger::{self, Metering};
@@ -40,6 +43,13 @@ pub struct Options {
         env = "LANDLORD_ENGINE_ADMIN_GROUP"
     )]
     pub engine_admin_group: String,
+    /// Run only while holding the `landlord-leader` Lease, so that one replica writes; a
+    /// replica that loses the lease exits and is restarted as a standby.
+    #[arg(long, env = "LANDLORD_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, default_value = "default", env = "POD_NAMESPACE")]
+    pub leader_election_namespace: String,
     /// Engine dimensions every tenant is metered on, limited or not.
     #[arg(
         long,
@@ -58,6 +68,8 @@ impl Default for Options {
             resync: Duration::from_secs(300),
             flush_interval: Duration::from_secs(10),
             engine_admin_group: "landlord:engine-admins".into(),
+            leader_elect: false,
+            leader_election_namespace: "default".into(),
             dimensions: [
                 "api-calls",
                 "messages",
@@ -90,29 +102,106 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
-/// Run the operator until Ctrl-C or SIGTERM.
+/// Run the operator until Ctrl-C or SIGTERM, or until it loses the leader lease.
 pub async fn run(client: Client, options: Options) -> anyhow::Result<()> {
-    let (ctx, refresh) = start(client, &options).await?;
+    let engine = Arc::new(Engine::new(options.dimensions.clone()));
+    let metrics = Metrics::new(vec![Box::new(QuotaMetrics::new(&engine))]);
+    let ready = Arc::new(AtomicBool::new(false));
+    serve_metrics(&options, &metrics, ready.clone()).await?;
+    let mut leading = if options.leader_elect {
+        Some(lead(client.clone(), &options).await?)
+    } else {
+        None
+    };
+    let (ctx, refresh) = start_with(client, &options, engine, metrics).await?;
+    ready.store(true, Ordering::Relaxed);
     tracing::info!("tenant controller starting");
-    reconcile::controller::run(ctx, Some(refresh)).await;
+    let controller = reconcile::controller::run(ctx, Some(refresh));
+    match leading.as_mut() {
+        None => controller.await,
+        Some(leading) => {
+            tokio::select! {
+                _ = controller => {}
+                _ = lost(leading) => anyhow::bail!("lost the leader lease; exiting so that the new leader alone writes"),
+            }
+        }
+    }
     Ok(())
 }
 
+/// Block until this process holds the leader lease; the receiver reports losing it.
+async fn lead(client: Client, options: &Options) -> anyhow::Result<watch::Receiver<bool>> {
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("landlord-{}", std::process::id()));
+    let manager = LeaseManagerBuilder::new(client, "landlord-leader")
+        .with_namespace(options.leader_election_namespace.clone())
+        .with_identity(identity.clone())
+        .with_duration(15)
+        .with_grace(5)
+        .with_field_manager("landlord")
+        .build()
+        .await
+        .context("preparing the leader lease")?;
+    let (mut leading, _task) = manager.watch().await;
+    tracing::info!(%identity, "waiting for the leader lease");
+    while !*leading.borrow_and_update() {
+        leading.changed().await.context("leader election stopped")?;
+    }
+    tracing::info!(%identity, "holding the leader lease");
+    Ok(leading)
+}
+
+async fn lost(leading: &mut watch::Receiver<bool>) {
+    while *leading.borrow_and_update() {
+        if leading.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Start the quota engine, its HTTP API, the usage ledger and the metrics endpoint; return
-/// the controller's context and the stream of tenants whose usage moved.
+/// the controller's context and the stream of tenants whose usage moved (`landlord dev`).
 pub async fn start(
     client: Client,
     options: &Options,
 ) -> anyhow::Result<(Arc<Context>, mpsc::Receiver<String>)> {
     let engine = Arc::new(Engine::new(options.dimensions.clone()));
     let metrics = Metrics::new(vec![Box::new(QuotaMetrics::new(&engine))]);
-    serve("metrics", options.metrics_addr, {
-        let metrics = metrics.clone();
-        Router::new()
-            .route("/metrics", get(move || async move { metrics.render() }))
-            .route("/healthz", get(|| async { "ok" }))
-    })
-    .await?;
+    serve_metrics(options, &metrics, Arc::new(AtomicBool::new(true))).await?;
+    start_with(client, options, engine, metrics).await
+}
+
+/// `/metrics`, `/healthz` (the process is alive) and `/readyz` (it leads and serves).
+async fn serve_metrics(
+    options: &Options,
+    metrics: &Metrics,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let metrics = metrics.clone();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                match ready.load(Ordering::Relaxed) {
+                    true => (axum::http::StatusCode::OK, "ready"),
+                    false => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "waiting for the leader lease",
+                    ),
+                }
+            }),
+        );
+    serve("metrics", options.metrics_addr, app).await
+}
+
+async fn start_with(
+    client: Client,
+    options: &Options,
+    engine: Arc<Engine>,
+    metrics: Metrics,
+) -> anyhow::Result<(Arc<Context>, mpsc::Receiver<String>)> {
     let auth = Arc::new(TokenReviewer::new(
         client.clone(),
         Some(options.engine_admin_group.clone()),
@@ -123,7 +212,6 @@ pub async fn start(
         crate::quota::http::router(engine.clone(), auth),
     )
     .await?;
-
     let metering = Arc::new(Metering::new(engine, client.clone()));
     let (changed, refresh) = mpsc::channel(1024);
     tokio::spawn(ledger::run(
@@ -132,7 +220,6 @@ pub async fn start(
         changed,
         metrics.last_flush.clone(),
     ));
-
     let recorder = Recorder::new(
         client.clone(),
         Reporter {

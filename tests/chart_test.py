@@ -270,7 +270,7 @@ def check_default_render() -> None:
     assert c["name"] == "landlord"
     assert c["image"] == "ghcr.io/landlord-dev/landlord:0.1.0", c["image"]
     assert c["imagePullPolicy"] == "IfNotPresent"
-    assert c["args"] == ["run", "--metrics-addr=0.0.0.0:8080", "--resync=5m",
+    assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=5m",
                          "--log-format=text"], c["args"]
     assert "command" not in c
     assert c["env"] == [
@@ -289,8 +289,8 @@ def check_default_render() -> None:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }, c["securityContext"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, c[probe]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert c["livenessProbe"]["periodSeconds"] == 10
     assert c["readinessProbe"]["periodSeconds"] == 5
     assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
@@ -343,7 +343,7 @@ def check_values_render() -> None:
     [c] = pod["spec"]["containers"]
     assert c["image"] == "ghcr.io/landlord-dev/landlord:v9.9.9"
     assert c["imagePullPolicy"] == "Always"
-    assert c["args"] == ["run", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
+    assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
                          "--log-format=json", "--flag=x"], c["args"]
     assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, {"name": "A", "value": "b"}]
     sm = objs[("ServiceMonitor", NAMESPACE, "landlord")]

@@ -683,3 +683,46 @@ async fn the_quota_engine_authenticates_meters_and_survives_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_replica_leads_and_a_standby_takes_over() {
+    let c = cluster("leader", "5m").await;
+    let kubeconfig = c.kubeconfig.clone();
+    let replica = |metrics: u16| {
+        Command::new(env!("CARGO_BIN_EXE_landlord"))
+            .args([
+                "run",
+                "--leader-elect",
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics}"),
+                "--engine-addr",
+                "127.0.0.1:0",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", format!("replica-{metrics}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let ready = |port: u16| async move { engine_call(port, "GET", "/readyz", "", None).await.0 };
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = replica(pa);
+    poll("first replica leads", || async { ready(pa).await == 200 }).await;
+    let mut b = replica(pb);
+    poll("second replica is up, standing by", || async {
+        ready(pb).await == 503
+    })
+    .await;
+    assert_eq!(ready(pa).await, 200);
+
+    a.kill().unwrap();
+    a.wait().unwrap();
+    poll("the standby takes over once the lease expires", || async {
+        ready(pb).await == 200
+    })
+    .await;
+    b.kill().unwrap();
+    b.wait().unwrap();
+}
