@@ -1,7 +1,7 @@
 //! CRD OpenAPI v3 schema handling: pruning, defaulting, structural validation
 //! and `x-kubernetes-validations` (CEL, via kube-cel).
 use crate::error::Cause;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub enum SchemaError {
     Invalid(Vec<Cause>),
@@ -17,14 +17,6 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
-    }
-}
-
-fn short(v: &Value) -> String {
-    match v {
-        Value::Object(_) => "\"object\"".into(),
-        Value::Array(_) => "\"array\"".into(),
-        other => other.to_string(),
     }
 }
 
@@ -407,7 +399,6 @@ pub fn admit(
             causes.push(Cause::new(field, reason, msg));
         }
     }
-    let _ = short(&json!(null));
     if causes.is_empty() {
         Ok(o)
     } else {
