@@ -436,3 +436,129 @@ pub fn qos_class(pod: &Value) -> &'static str {
         "Burstable"
     }
 }
+
+type Resources = BTreeMap<String, Quantity>;
+
+fn limit_ranges(state: &State, ns: &str) -> Vec<Value> {
+    state
+        .objects
+        .get(&("".to_string(), "limitranges".to_string()))
+        .map(|m| {
+            m.iter()
+                .filter(|((n, _), _)| n == ns)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// LimitRanger validation (min, max, maxLimitRequestRatio) for pods and PVCs,
+/// after defaulting. Returns the error messages.
+pub fn limit_range_violations(state: &State, ns: &str, plural: &str, obj: &Value) -> Vec<String> {
+    let mut errs = vec![];
+    let q = |v: Option<&Value>| v.and_then(quantity::from_json);
+    for lr in limit_ranges(state, ns) {
+        for l in lr
+            .pointer("/spec/limits")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let ty = l["type"].as_str().unwrap_or_default();
+            // (label, request, limit) triples to check against this item
+            let mut subjects: Vec<(String, Resources, Resources)> = vec![];
+            let res_map = |m: Option<&Value>| -> BTreeMap<String, Quantity> {
+                m.and_then(Value::as_object)
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, v)| quantity::from_json(v).map(|x| (k.clone(), x)))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            match (ty, plural) {
+                ("Container", "pods") => {
+                    for c in containers(obj, "containers")
+                        .iter()
+                        .chain(containers(obj, "initContainers").iter())
+                    {
+                        subjects.push((
+                            "Container".into(),
+                            res_map(c.pointer("/resources/requests")),
+                            res_map(c.pointer("/resources/limits")),
+                        ));
+                    }
+                }
+                ("Pod", "pods") => {
+                    let mut req = BTreeMap::new();
+                    let mut lim = BTreeMap::new();
+                    for r in ["cpu", "memory", "ephemeral-storage"] {
+                        if let Some(x) = pod_resource(obj, "requests", r) {
+                            req.insert(r.to_string(), x);
+                        }
+                        if let Some(x) = pod_resource(obj, "limits", r) {
+                            lim.insert(r.to_string(), x);
+                        }
+                    }
+                    subjects.push(("Pod".into(), req, lim));
+                }
+                ("PersistentVolumeClaim", "persistentvolumeclaims") => {
+                    let req = res_map(obj.pointer("/spec/resources/requests"));
+                    subjects.push(("PersistentVolumeClaim".into(), req.clone(), req));
+                }
+                _ => continue,
+            }
+            let is_pvc = plural == "persistentvolumeclaims";
+            for (kind, req, lim) in subjects {
+                if let Some(min) = l.get("min").and_then(Value::as_object) {
+                    for (r, v) in min {
+                        let Some(minq) = q(Some(v)) else { continue };
+                        match req.get(r) {
+                            None => errs.push(format!(
+                                "minimum {r} usage per {kind} is {minq}.  No request is specified"
+                            )),
+                            Some(x) if *x < minq => errs.push(format!(
+                                "minimum {r} usage per {kind} is {minq}, but request is {x}"
+                            )),
+                            _ => {}
+                        }
+                    }
+                }
+                if let Some(max) = l.get("max").and_then(Value::as_object) {
+                    for (r, v) in max {
+                        let Some(maxq) = q(Some(v)) else { continue };
+                        let (what, val) = if is_pvc {
+                            ("request", req.get(r))
+                        } else {
+                            ("limit", lim.get(r))
+                        };
+                        match val {
+                            None => errs.push(format!(
+                                "maximum {r} usage per {kind} is {maxq}.  No {what} is specified"
+                            )),
+                            Some(x) if *x > maxq => errs.push(format!(
+                                "maximum {r} usage per {kind} is {maxq}, but {what} is {x}"
+                            )),
+                            _ => {}
+                        }
+                    }
+                }
+                if let Some(ratio) = l.get("maxLimitRequestRatio").and_then(Value::as_object) {
+                    for (r, v) in ratio {
+                        let (Some(rq), Some(lq), Some(max)) = (req.get(r), lim.get(r), q(Some(v)))
+                        else {
+                            continue;
+                        };
+                        if rq.nanos > 0 {
+                            let actual = lq.nanos as f64 / rq.nanos as f64;
+                            if actual > max.nanos as f64 / 1e9 {
+                                errs.push(format!("{r} max limit to request ratio per {kind} is {max}, but provided ratio is {actual:.6}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    errs
+}

@@ -699,6 +699,20 @@ impl State {
             m.remove("status");
         }
         self.admit_kind(def, &ns, &mut obj, None, opts)?;
+        if def.namespaced
+            && def.group.is_empty()
+            && matches!(def.plural.as_str(), "pods" | "persistentvolumeclaims")
+        {
+            let errs = quota::limit_range_violations(self, &ns, &def.plural, &obj);
+            if !errs.is_empty() {
+                let msg = if errs.len() == 1 {
+                    errs[0].clone()
+                } else {
+                    format!("[{}]", errs.join(", "))
+                };
+                return Err(ApiError::forbidden(&def.group, &def.plural, &name, &msg));
+            }
+        }
         if def.namespaced {
             quota::admit_create(self, def, &ns, &name, &obj)?;
         }

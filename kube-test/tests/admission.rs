@@ -639,3 +639,51 @@ async fn rbac_is_enforced_for_service_accounts_and_impersonated_users() {
     );
     assert_eq!(e.code, 401);
 }
+
+#[tokio::test]
+async fn limit_range_min_max_are_enforced() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "lim").await;
+    let lrs: Api<LimitRange> = Api::namespaced(client.clone(), "lim");
+    lrs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "bounds"}, "spec": {"limits": [
+        {"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "16Mi"}, "default": {"cpu": "500m", "memory": "64Mi"}},
+        {"type": "PersistentVolumeClaim", "max": {"storage": "5Gi"}}]}})).unwrap()).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "lim");
+    let p = pods
+        .create(&PostParams::default(), &pod("ok", None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&p.spec.unwrap().containers[0].resources).unwrap()["limits"]["cpu"],
+        "500m"
+    );
+    let e = status(
+        pods.create(&PostParams::default(), &pod("big", Some("2"), Some("64Mi")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+    );
+    let e = status(
+        pods.create(
+            &PostParams::default(),
+            &pod("tiny", Some("100m"), Some("1Mi")),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "pods \"tiny\" is forbidden: minimum memory usage per Container is 16Mi, but request is 1Mi"
+    );
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), "lim");
+    let e = status(pvcs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "huge"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}})).unwrap()).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        "persistentvolumeclaims \"huge\" is forbidden: maximum storage usage per PersistentVolumeClaim is 5Gi, but request is 10Gi"
+    );
+}
