@@ -115,12 +115,85 @@ fn object_usage(def_group: &str, plural: &str, obj: &Value) -> BTreeMap<String, 
     u
 }
 
-fn namespace_usage(state: &State, ns: &str) -> BTreeMap<String, Quantity> {
+/// Does `obj` fall under the quota's scopes (spec.scopes and scopeSelector)?
+fn quota_matches(quota: &Value, group: &str, plural: &str, obj: &Value) -> bool {
+    let mut scopes: Vec<(String, String, Vec<String>)> = quota
+        .pointer("/spec/scopes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| (s.to_string(), "Exists".to_string(), vec![]))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(exprs) = quota
+        .pointer("/spec/scopeSelector/matchExpressions")
+        .and_then(Value::as_array)
+    {
+        for e in exprs {
+            let vals = e["values"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            scopes.push((
+                e["scopeName"].as_str().unwrap_or_default().into(),
+                e["operator"].as_str().unwrap_or_default().into(),
+                vals,
+            ));
+        }
+    }
+    if scopes.is_empty() {
+        return true;
+    }
+    if !(group.is_empty() && plural == "pods") {
+        return false;
+    }
+    scopes.iter().all(|(scope, op, vals)| {
+        let matched = match scope.as_str() {
+            "BestEffort" => qos_class(obj) == "BestEffort",
+            "NotBestEffort" => qos_class(obj) != "BestEffort",
+            "Terminating" => obj
+                .pointer("/spec/activeDeadlineSeconds")
+                .is_some_and(|v| !v.is_null()),
+            "NotTerminating" => obj
+                .pointer("/spec/activeDeadlineSeconds")
+                .is_none_or(Value::is_null),
+            "PriorityClass" => {
+                let pc = obj
+                    .pointer("/spec/priorityClassName")
+                    .and_then(Value::as_str);
+                return match op.as_str() {
+                    "In" => pc.is_some_and(|p| vals.iter().any(|v| v == p)),
+                    "NotIn" => pc.is_none_or(|p| !vals.iter().any(|v| v == p)),
+                    "Exists" => pc.is_some(),
+                    "DoesNotExist" => pc.is_none(),
+                    _ => false,
+                };
+            }
+            _ => false,
+        };
+        if op == "DoesNotExist" {
+            !matched
+        } else {
+            matched
+        }
+    })
+}
+
+fn namespace_usage(state: &State, ns: &str, quota: &Value) -> BTreeMap<String, Quantity> {
     let mut total: BTreeMap<String, Quantity> = BTreeMap::new();
     for ((group, plural), m) in &state.objects {
         for ((ons, _), o) in m.range((ns.to_string(), String::new())..) {
             if ons != ns {
                 break;
+            }
+            if !quota_matches(quota, group, plural, o) {
+                continue;
             }
             for (k, q) in object_usage(group, plural, o) {
                 let e = total.entry(k).or_insert_with(Quantity::zero);
@@ -156,8 +229,10 @@ pub fn canonical(hard: &Value) -> Value {
     Value::Object(out)
 }
 
-pub fn usage_for(state: &State, ns: &str, hard: &Value) -> Value {
-    let usage = namespace_usage(state, ns);
+/// `status.used` for a quota object.
+pub fn usage_for(state: &State, ns: &str, quota: &Value) -> Value {
+    let hard = quota.pointer("/spec/hard").cloned().unwrap_or(json!({}));
+    let usage = namespace_usage(state, ns, quota);
     let mut out = Map::new();
     if let Some(h) = hard.as_object() {
         for k in h.keys() {
@@ -190,7 +265,7 @@ fn quotas(state: &State, ns: &str) -> Vec<Value> {
 pub fn refresh(state: &mut State, ns: &str) {
     for q in quotas(state, ns) {
         let hard = q.pointer("/spec/hard").cloned().unwrap_or(json!({}));
-        let status = json!({"hard": canonical(&hard), "used": usage_for(state, ns, &hard)});
+        let status = json!({"hard": canonical(&hard), "used": usage_for(state, ns, &q)});
         if q.get("status") != Some(&status) {
             let name = meta(&q, "name").unwrap_or_default().to_string();
             state.internal_set_status(&("".into(), "resourcequotas".into()), ns, &name, status);
@@ -249,9 +324,12 @@ fn admit(
             }
         }
     }
-    let usage = namespace_usage(state, ns);
     let is_pod = def.group.is_empty() && def.plural == "pods" && old.is_none();
     for q in &qs {
+        if !quota_matches(q, &def.group, &def.plural, obj) {
+            continue;
+        }
+        let usage = namespace_usage(state, ns, q);
         let qname = meta(q, "name").unwrap_or_default();
         let hard = q
             .pointer("/spec/hard")

@@ -905,7 +905,7 @@ impl State {
                         }
                     }
                 }
-                let used = quota::usage_for(self, ns, &hard);
+                let used = quota::usage_for(self, ns, obj);
                 obj["status"] = json!({"hard": quota::canonical(&hard), "used": used});
             }
             ("", "Service") => {

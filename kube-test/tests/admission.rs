@@ -687,3 +687,34 @@ async fn limit_range_min_max_are_enforced() {
         "persistentvolumeclaims \"huge\" is forbidden: maximum storage usage per PersistentVolumeClaim is 5Gi, but request is 10Gi"
     );
 }
+
+#[tokio::test]
+async fn scoped_quotas_only_track_matching_pods() {
+    let (_s, client) = setup().await;
+    create_ns(&client, "sc").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "sc");
+    quotas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "besteffort"}, "spec": {"hard": {"pods": "1"}, "scopes": ["BestEffort"]}})).unwrap()).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "sc");
+    pods.create(&PostParams::default(), &pod("be1", None, None))
+        .await
+        .unwrap();
+    let e = status(
+        pods.create(&PostParams::default(), &pod("be2", None, None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "pods \"be2\" is forbidden: exceeded quota: besteffort, requested: pods=1, used: pods=1, limited: pods=1"
+    );
+    pods.create(
+        &PostParams::default(),
+        &pod("burstable", Some("100m"), Some("64Mi")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        quota_status(&quotas, "besteffort").await["used"]["pods"],
+        "1"
+    );
+}
