@@ -108,6 +108,8 @@ impl ApiServer {
                 uid: state::random_uid(),
                 groups: vec!["system:masters".into(), "system:authenticated".into()],
                 sa: None,
+                audiences: vec![],
+                expires: None,
             },
         );
         let shared = Arc::new(Shared {

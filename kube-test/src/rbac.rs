@@ -368,6 +368,12 @@ pub fn bootstrap_objects() -> Vec<(&'static str, Value)> {
                       rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"])]}),
         ),
         (
+            "clusterroles",
+            json!({"metadata": {"name": "system:auth-delegator", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+            "rules": [rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+                      rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"])]}),
+        ),
+        (
             "clusterrolebindings",
             json!({"metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},

@@ -3,7 +3,7 @@ use crate::error::ApiError;
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::state::{
-    DeleteOpts, Event, State, UserInfo, WatchFilter, Watcher, WriteOpts, meta, now_ts,
+    API_AUDIENCE, DeleteOpts, Event, State, UserInfo, WatchFilter, Watcher, WriteOpts, meta, now_ts,
 };
 use crate::{Shared, rbac};
 use axum::body::{Body, Bytes};
@@ -422,6 +422,10 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<UserInfo, ApiErr
                     return Err(unauthorized());
                 }
             }
+            // a bound token must be meant for the API server and unexpired
+            if u.valid_for(&[API_AUDIENCE.to_string()]).is_none() {
+                return Err(unauthorized());
+            }
             u
         }
         // kubectl does not send bearer tokens over plain HTTP, so requests
@@ -507,6 +511,8 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<UserInfo, ApiErr
         uid: String::new(),
         groups: all_groups,
         sa: None,
+        audiences: vec![],
+        expires: None,
     })
 }
 
@@ -554,6 +560,8 @@ fn access_review(
             uid: spec["uid"].as_str().unwrap_or_default().into(),
             groups,
             sa: None,
+            audiences: vec![],
+            expires: None,
         }
     };
     let s = shared.state.lock().unwrap();
@@ -1030,6 +1038,32 @@ fn token_request(shared: &Shared, ns: &str, name: &str, body: &[u8]) -> Response
         return err_response(&ApiError::not_found("", "serviceaccounts", name));
     };
     let uid = meta(&sa, "uid").unwrap_or_default().to_string();
+    let secs = req
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
+    if secs < 600 {
+        return err_response(&ApiError::invalid(
+            "TokenRequest",
+            "authentication.k8s.io",
+            name,
+            vec![crate::error::Cause::new(
+                "spec.expirationSeconds",
+                "FieldValueInvalid",
+                format!("Invalid value: {secs}: may not specify a duration less than 10 minutes"),
+            )],
+        ));
+    }
+    let audiences: Vec<String> = req
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect::<Vec<_>>()
+        })
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| vec![API_AUDIENCE.to_string()]);
     let bytes: [u8; 24] = rand::random();
     let token = format!(
         "kube-test.sa.{}",
@@ -1046,12 +1080,10 @@ fn token_request(shared: &Shared, ns: &str, name: &str, body: &[u8]) -> Response
                 "system:authenticated".into(),
             ],
             sa: Some((ns.into(), name.into(), uid)),
+            audiences: audiences.clone(),
+            expires: Some(jiff::Timestamp::now().as_second() + secs),
         },
     );
-    let secs = req
-        .pointer("/spec/expirationSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(3600);
     let exp = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_secs(secs))
         .unwrap_or(jiff::Timestamp::now());
@@ -1068,9 +1100,7 @@ fn token_request(shared: &Shared, ns: &str, name: &str, body: &[u8]) -> Response
         out["spec"] = json!({});
     }
     out["spec"]["expirationSeconds"] = json!(secs);
-    if out.pointer("/spec/audiences").is_none() {
-        out["spec"]["audiences"] = json!(["https://kubernetes.default.svc.cluster.local"]);
-    }
+    out["spec"]["audiences"] = json!(audiences);
     out["status"] = json!({"token": token, "expirationTimestamp": exp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()});
     json_response(201, &out)
 }
@@ -1090,6 +1120,16 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
         .unwrap_or_default()
         .to_string();
     let s = shared.state.lock().unwrap();
+    let requested: Vec<String> = req
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect::<Vec<_>>()
+        })
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| vec![API_AUDIENCE.to_string()]);
     let user = s.tokens.get(&token).cloned().filter(|u| match &u.sa {
         Some((ns, name, uid)) => s
             .get_obj(&("".into(), "serviceaccounts".into()), ns, name)
@@ -1103,13 +1143,12 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
         out["metadata"] = json!({});
     }
     out["metadata"]["creationTimestamp"] = Value::Null;
-    let audiences = req
-        .pointer("/spec/audiences")
-        .cloned()
-        .unwrap_or(json!(["https://kubernetes.default.svc.cluster.local"]));
-    out["status"] = match user {
-        Some(u) => {
-            json!({"authenticated": true, "user": {"username": u.username, "uid": u.uid, "groups": u.groups}, "audiences": audiences})
+    out["status"] = match user.as_ref().map(|u| (u, u.valid_for(&requested))) {
+        Some((u, Some(aud))) => {
+            json!({"authenticated": true, "user": {"username": u.username, "uid": u.uid, "groups": u.groups}, "audiences": aud})
+        }
+        Some((_, None)) => {
+            json!({"user": {}, "error": "[invalid bearer token, token audiences is invalid for the target audiences or the token has expired]"})
         }
         None if token.is_empty() => {
             json!({"authenticated": false, "user": {}, "error": "token is empty"})

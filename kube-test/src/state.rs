@@ -67,6 +67,34 @@ pub struct UserInfo {
     pub groups: Vec<String>,
     /// For service account tokens: (namespace, name, uid) that must still exist.
     pub sa: Option<(String, String, String)>,
+    /// Audiences a bound token is valid for (empty: any, as for static tokens).
+    pub audiences: Vec<String>,
+    /// Unix time after which the token is invalid.
+    pub expires: Option<i64>,
+}
+
+/// The API server's own audience.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
+impl UserInfo {
+    /// Valid now, and for one of `audiences`? Returns the matching audiences.
+    pub fn valid_for(&self, audiences: &[String]) -> Option<Vec<String>> {
+        if self
+            .expires
+            .is_some_and(|e| jiff::Timestamp::now().as_second() >= e)
+        {
+            return None;
+        }
+        if self.audiences.is_empty() {
+            return Some(audiences.to_vec());
+        }
+        let both: Vec<String> = audiences
+            .iter()
+            .filter(|a| self.audiences.contains(a))
+            .cloned()
+            .collect();
+        (!both.is_empty()).then_some(both)
+    }
 }
 
 /// Options of a write request.

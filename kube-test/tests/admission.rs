@@ -241,7 +241,7 @@ async fn token_request_and_review() {
     .await
     .unwrap();
     let tr: k8s_openapi::api::authentication::v1::TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": ["api"]}})).unwrap();
+        serde_json::from_value(json!({"spec": {}})).unwrap();
     let tr = sas
         .create_token_request("bot", &PostParams::default(), &tr)
         .await
@@ -716,5 +716,121 @@ async fn scoped_quotas_only_track_matching_pods() {
     assert_eq!(
         quota_status(&quotas, "besteffort").await["used"]["pods"],
         "1"
+    );
+}
+
+#[tokio::test]
+async fn bound_tokens_respect_audiences_and_lifetime() {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let (server, client) = setup().await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "svc"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let req = |spec: serde_json::Value| {
+        serde_json::from_value::<k8s_openapi::api::authentication::v1::TokenRequest>(
+            json!({"spec": spec}),
+        )
+        .unwrap()
+    };
+    let e = status(
+        sas.create_token_request(
+            "svc",
+            &PostParams::default(),
+            &req(json!({"expirationSeconds": 60})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    let tr = sas
+        .create_token_request(
+            "svc",
+            &PostParams::default(),
+            &req(json!({"audiences": ["landlord"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tr.spec.audiences, ["landlord"]);
+    let token = tr.status.unwrap().token;
+
+    let reviews: Api<TokenReview> = Api::all(client.clone());
+    let review = |aud: Option<&str>| {
+        let mut spec = json!({"token": token.clone()});
+        if let Some(a) = aud {
+            spec["audiences"] = json!([a]);
+        }
+        serde_json::from_value::<TokenReview>(json!({"spec": spec})).unwrap()
+    };
+    let r = reviews
+        .create(&PostParams::default(), &review(Some("landlord")))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(r.authenticated, Some(true));
+    assert_eq!(r.audiences.unwrap(), ["landlord"]);
+    let r = reviews
+        .create(&PostParams::default(), &review(None))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_ne!(
+        r.authenticated,
+        Some(true),
+        "not valid for the API server's audience"
+    );
+    // ... and so it cannot be used to call the API
+    let yaml = server
+        .kubeconfig_yaml()
+        .replace(&server.admin_token(), &token);
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let e = status(
+        Api::<ConfigMap>::namespaced(kube::Client::try_from(cfg).unwrap(), "default")
+            .list(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 401);
+
+    // a service account bound to system:auth-delegator may review tokens
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "svc-delegator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "svc", "namespace": "default"}]})).unwrap()).await.unwrap();
+    let api_token = sas
+        .create_token_request("svc", &PostParams::default(), &req(json!({})))
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let yaml = server
+        .kubeconfig_yaml()
+        .replace(&server.admin_token(), &api_token);
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let svc_client = kube::Client::try_from(cfg).unwrap();
+    let r = Api::<TokenReview>::all(svc_client)
+        .create(&PostParams::default(), &review(Some("landlord")))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        r.user.unwrap().username.as_deref(),
+        Some("system:serviceaccount:default:svc")
     );
 }
