@@ -207,6 +207,17 @@ async fn wait_until_ready(client: &Client, within: Duration) -> anyhow::Result<(
     }
 }
 
+/// Ctrl-C or SIGTERM. (The controller installs its own SIGTERM handler for a graceful stop, so
+/// without this `kill` would leave `landlord dev` running.)
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// Print a line whenever a tenant's phase, readiness or namespaces change, until Ctrl-C.
 async fn follow(client: &Client) {
     let api: Api<Tenant> = Api::all(client.clone());
@@ -214,9 +225,11 @@ async fn follow(client: &Client) {
     let mut stream = watcher(api, watcher::Config::default())
         .applied_objects()
         .boxed();
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
+            _ = &mut stop => return,
             next = stream.next() => match next {
                 Some(Ok(t)) => {
                     let line = summary(&t);

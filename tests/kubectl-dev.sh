@@ -12,7 +12,13 @@ port=$(( 20000 + RANDOM % 20000 ))
 export KUBECONFIG="$work/kubeconfig"
 RUST_LOG=warn target/debug/landlord dev --port "$port" --kubeconfig "$KUBECONFIG" >"$work/dev.log" 2>&1 &
 dev=$!
-trap 'kill $dev 2>/dev/null; wait $dev 2>/dev/null; rm -rf "$work"' EXIT
+stop() { # TERM, then KILL if it has not exited within 10 s; never wait unbounded
+  kill "$dev" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$dev" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$dev" 2>/dev/null; then echo "landlord dev ignored SIGTERM"; kill -9 "$dev"; fi
+  rm -rf "$work"
+}
+trap stop EXIT
 
 # Poll with a deadline for the "ready" line.
 deadline=$(( SECONDS + 60 ))
@@ -39,6 +45,11 @@ check "the deleted tenant is gone" "kubectl get tenant globex" "NotFound"
 check "Archive (the default) keeps the namespace, released" "kubectl get ns globex-app --show-labels" "globex-app +Active"
 check "released namespace has no tenant label" "kubectl get ns -l landlord.dev/tenant=globex -o name | wc -l" "^ *0$"
 check "refused at admission with the rule's message" "kubectl apply --server-side -f - <<<'{\"apiVersion\":\"landlord.dev/v1alpha1\",\"kind\":\"Tenant\",\"metadata\":{\"name\":\"bad\"},\"spec\":{\"owners\":[{\"kind\":\"ServiceAccount\",\"name\":\"ci\"}]}}'" "needs a namespace"
+
+# landlord dev must stop on SIGTERM by itself.
+kill "$dev"
+for _ in $(seq 100); do kill -0 "$dev" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$dev" 2>/dev/null; then failed=$((failed+1)); echo "FAIL landlord dev did not stop on SIGTERM"; else passed=$((passed+1)); echo "ok   landlord dev stops on SIGTERM"; fi
 
 echo "kubectl-dev: $passed passed, $failed failed"
 (( failed == 0 ))

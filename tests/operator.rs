@@ -20,8 +20,9 @@ struct Cluster {
     operator: Child,
     kubeconfig: std::path::PathBuf,
     resync: String,
-    /// Where the operator serves the quota engine's API.
+    /// Where the operator serves the quota engine's API and its metrics.
     engine_port: u16,
+    metrics_port: u16,
     _dir: tempdir::Dir,
 }
 
@@ -30,7 +31,12 @@ impl Cluster {
     fn restart_operator(&mut self) {
         let _ = self.operator.kill();
         let _ = self.operator.wait();
-        self.operator = operator(&self.kubeconfig, &self.resync, self.engine_port);
+        self.operator = operator(
+            &self.kubeconfig,
+            &self.resync,
+            self.engine_port,
+            self.metrics_port,
+        );
     }
 }
 
@@ -42,13 +48,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn operator(kubeconfig: &std::path::Path, resync: &str, engine_port: u16) -> Child {
+fn operator(
+    kubeconfig: &std::path::Path,
+    resync: &str,
+    engine_port: u16,
+    metrics_port: u16,
+) -> Child {
     let engine = format!("127.0.0.1:{engine_port}");
+    let metrics = format!("127.0.0.1:{metrics_port}");
     Command::new(env!("CARGO_BIN_EXE_landlord"))
         .args([
             "run",
             "--metrics-addr",
-            "127.0.0.1:0",
+            &metrics,
             "--engine-addr",
             &engine,
             "--resync",
@@ -126,8 +138,8 @@ async fn cluster(tag: &str, resync: &str) -> Cluster {
         tenants.list(&Default::default()).await.is_ok()
     })
     .await;
-    let engine_port = free_port();
-    let operator = operator(&kubeconfig, resync, engine_port);
+    let (engine_port, metrics_port) = (free_port(), free_port());
+    let operator = operator(&kubeconfig, resync, engine_port, metrics_port);
     Cluster {
         client,
         server,
@@ -135,6 +147,7 @@ async fn cluster(tag: &str, resync: &str) -> Cluster {
         kubeconfig,
         resync: resync.to_string(),
         engine_port,
+        metrics_port,
         _dir: dir,
     }
 }
@@ -263,6 +276,21 @@ async fn a_tenant_is_provisioned_updated_and_deleted() {
             .is_some_and(|s| s.tenants == 1)
     })
     .await;
+    let (status, _) = engine_call(c.metrics_port, "GET", "/healthz", "", None).await;
+    assert_eq!(status, 200);
+    let metrics = metrics_text(c.metrics_port).await;
+    assert!(
+        metrics.contains("landlord_tenants{phase=\"Active\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("landlord_reconciles_total{outcome=\"success\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("landlord_reconcile_duration_seconds_bucket{"),
+        "{metrics}"
+    );
 
     // A plan change reaches the tenant.
     apply(&c.client, &PLAN.replace("pods: 10", "pods: 20")).await;
@@ -430,6 +458,21 @@ async fn a_namespace_that_used_its_share_gets_the_others_headroom() {
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(c.client.clone());
+    poll("utilization events", || async {
+        let list = events.list(&Default::default()).await.unwrap().items;
+        let notes: Vec<String> = list
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("flow"))
+            .filter_map(|e| Some(format!("{} {}", e.reason.as_deref()?, e.note.as_deref()?)))
+            .collect();
+        notes.iter().any(|n| {
+            n.starts_with("QuotaUtilizationHigh pods is at") && n.ends_with("(threshold 80%)")
+        }) && notes.iter().any(|n| {
+            n.starts_with("QuotaUtilizationCritical pods is at") && n.ends_with("(threshold 95%)")
+        })
+    })
+    .await;
     assert_eq!(
         created, 10,
         "all ten pods fit in one namespace once the headroom moved"
@@ -725,4 +768,24 @@ async fn one_replica_leads_and_a_standby_takes_over() {
     .await;
     b.kill().unwrap();
     b.wait().unwrap();
+}
+
+async fn metrics_text(port: u16) -> String {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/metrics").parse().unwrap())
+        .await
+        .unwrap();
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
 }

@@ -26,8 +26,11 @@ pub struct TokenReviewer {
     client: Client,
     /// Members of this group may act for any tenant.
     admin_group: Option<String>,
-    cache: Mutex<HashMap<String, (Result<Caller, AuthError>, Instant)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
+
+/// A review's answer and when it was given.
+type Cached = (Result<Caller, AuthError>, Instant);
 
 impl TokenReviewer {
     pub fn new(client: Client, admin_group: Option<String>) -> Self {

@@ -308,3 +308,151 @@ fn read_rule(resource: &str, names: Vec<String>) -> PolicyRule {
         non_resource_urls: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tenant(yaml: &str) -> Tenant {
+        let mut t = Tenant::new("acme", serde_saphyr::from_str(yaml).unwrap());
+        t.metadata.uid = Some("uid-1".into());
+        t
+    }
+
+    fn plan() -> TenantQuotaSpec {
+        serde_saphyr::from_str("podSecurity: restricted\nlimitRange: {default: {cpu: 500m}, defaultRequest: {cpu: 100m}}").unwrap()
+    }
+
+    fn build_for(t: &Tenant, plan: &TenantQuotaSpec) -> Desired {
+        let quotas = BTreeMap::from([(
+            "acme-web".to_string(),
+            BTreeMap::from([("pods".to_string(), Quantity("5".into()))]),
+        )]);
+        let usage = vec!["acme-2026-11".to_string()];
+        build(
+            t,
+            &Inputs {
+                plan,
+                namespaces: &t.spec.namespaces,
+                quotas: &quotas,
+                usage_names: &usage,
+            },
+        )
+    }
+
+    const SPEC: &str = "owners: [{kind: Group, name: devs}, {kind: ServiceAccount, name: ci, namespace: tools}]\n\
+                        namespaces: [{name: web, labels: {team: blue}, annotations: {note: hi}}]\n\
+                        isolation: {allowFrom: [{matchLabels: {kubernetes.io/metadata.name: ingress}}]}";
+
+    #[test]
+    fn the_namespace_carries_ownership_and_pod_security_labels_and_no_owner_reference() {
+        let d = build_for(&tenant(SPEC), &plan());
+        let ns = serde_json::to_value(&d.namespaces[0]).unwrap();
+        assert_eq!(
+            ns,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme-web", "annotations": {"note": "hi"}, "labels": {
+                "team": "blue", "landlord.dev/tenant": "acme", "app.kubernetes.io/managed-by": "landlord",
+                "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/audit": "restricted",
+                "pod-security.kubernetes.io/warn": "restricted"}}})
+        );
+    }
+
+    #[test]
+    fn quota_and_limits_are_owned_by_the_tenant() {
+        let d = build_for(&tenant(SPEC), &plan());
+        let owner = json!([{"apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant", "name": "acme", "uid": "uid-1", "controller": true}]);
+        let quota = serde_json::to_value(&d.quotas[0]).unwrap();
+        assert_eq!(
+            quota,
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "landlord-quota", "namespace": "acme-web", "ownerReferences": owner,
+                "labels": {"landlord.dev/tenant": "acme", "app.kubernetes.io/managed-by": "landlord"}},
+                "spec": {"hard": {"pods": "5"}}})
+        );
+        let limits = serde_json::to_value(&d.limit_ranges[0]).unwrap();
+        assert_eq!(
+            limits["spec"],
+            json!({"limits": [{"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}}]})
+        );
+    }
+
+    #[test]
+    fn strict_isolation_admits_the_tenant_and_allow_from_and_always_dns() {
+        let d = build_for(&tenant(SPEC), &plan());
+        let np = serde_json::to_value(&d.network_policies[0]).unwrap();
+        let own = json!({"namespaceSelector": {"matchLabels": {"landlord.dev/tenant": "acme"}}});
+        assert_eq!(
+            np["spec"],
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [own, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}]}],
+                "egress": [
+                    {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                    {"to": [own, {"namespaceSelector": {"matchExpressions": [{"key": "landlord.dev/tenant", "operator": "DoesNotExist"}]}},
+                            {"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn open_isolation_has_no_policy() {
+        let d = build_for(
+            &tenant("namespaces: [{name: web}]\nisolation: {network: Open}"),
+            &plan(),
+        );
+        assert!(d.network_policies.is_empty());
+    }
+
+    #[test]
+    fn owners_are_admins_in_each_namespace_and_may_read_their_tenant() {
+        let d = build_for(&tenant(SPEC), &plan());
+        let rb = serde_json::to_value(&d.role_bindings[0]).unwrap();
+        assert_eq!(
+            rb["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"})
+        );
+        assert_eq!(
+            rb["subjects"],
+            json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"}, {"kind": "ServiceAccount", "name": "ci", "namespace": "tools"}])
+        );
+        let role = serde_json::to_value(&d.cluster_roles[0]).unwrap();
+        assert_eq!(role["metadata"]["name"], "landlord:tenant:acme:reader");
+        assert_eq!(
+            role["rules"],
+            json!([
+                {"apiGroups": ["landlord.dev"], "resources": ["tenants"], "resourceNames": ["acme"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["landlord.dev"], "resources": ["tenantusages"], "resourceNames": ["acme-2026-11"], "verbs": ["get", "list", "watch"]}
+            ])
+        );
+        assert_eq!(
+            d.cluster_role_bindings[0].role_ref.name,
+            "landlord:tenant:acme:reader"
+        );
+    }
+
+    #[test]
+    fn a_suspended_tenants_owners_can_only_view() {
+        let d = build_for(&tenant(&format!("{SPEC}\nstate: Suspended")), &plan());
+        assert_eq!(d.role_bindings[0].role_ref.name, "view");
+    }
+
+    #[test]
+    fn no_owners_no_bindings_and_no_limits_without_a_limit_range() {
+        let d = build_for(
+            &tenant("namespaces: [{name: web}]"),
+            &TenantQuotaSpec::default(),
+        );
+        assert!(
+            d.role_bindings.is_empty()
+                && d.cluster_roles.is_empty()
+                && d.cluster_role_bindings.is_empty()
+        );
+        assert!(d.limit_ranges.is_empty());
+        assert_eq!(
+            d.namespaces[0].metadata.labels.as_ref().unwrap()["pod-security.kubernetes.io/enforce"],
+            "baseline"
+        );
+    }
+}

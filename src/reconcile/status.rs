@@ -51,7 +51,8 @@ pub fn usage(
         .collect()
 }
 
-/// `(resource, threshold, utilization)` for every threshold crossed upwards since `before`.
+/// `(resource, threshold, utilization)` for every threshold crossed upwards since `before`
+/// (both, when one step jumps over 80 % and 95 %).
 pub fn crossed(
     before: &BTreeMap<String, ResourceUsage>,
     now: &BTreeMap<String, ResourceUsage>,
@@ -64,7 +65,7 @@ pub fn crossed(
         ) else {
             continue;
         };
-        if let Some(t) = THRESHOLDS.iter().rev().find(|&&t| now_pct >= t && prev < t) {
+        for t in THRESHOLDS.iter().filter(|&&t| now_pct >= t && prev < t) {
             out.push((r.clone(), *t, now_pct));
         }
     }
@@ -147,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_fire_once_when_crossed_upwards() {
+    fn each_threshold_fires_once_when_crossed_upwards() {
         let at = |p| {
             BTreeMap::from([(
                 "pods".to_string(),
@@ -164,6 +165,10 @@ mod tests {
         );
         assert_eq!(
             crossed(&at(70), &at(96)),
+            vec![("pods".to_string(), 80, 96), ("pods".to_string(), 95, 96)]
+        );
+        assert_eq!(
+            crossed(&at(90), &at(96)),
             vec![("pods".to_string(), 95, 96)]
         );
         assert_eq!(crossed(&at(85), &at(90)), vec![]);

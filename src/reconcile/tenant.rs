@@ -270,11 +270,16 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         ..previous.clone()
     };
     for (resource, threshold, pct) in status::crossed(&previous.usage, &usage) {
-        publish(
+        publish_for(
             ctx,
             tenant,
             EventType::Warning,
-            "QuotaUtilizationHigh",
+            if threshold >= 95 {
+                "QuotaUtilizationCritical"
+            } else {
+                "QuotaUtilizationHigh"
+            },
+            &format!("Meter {resource}"),
             format!("{resource} is at {pct}% of the plan (threshold {threshold}%)"),
         )
         .await;
@@ -362,11 +367,24 @@ async fn write_status(
 }
 
 async fn publish(ctx: &Context, tenant: &Tenant, type_: EventType, reason: &str, note: String) {
+    publish_for(ctx, tenant, type_, reason, "Reconcile", note).await;
+}
+
+/// Events with the same type, reason and action on one object are folded into one series by
+/// the recorder (only the first note is kept), so an `action` tells distinct happenings apart.
+async fn publish_for(
+    ctx: &Context,
+    tenant: &Tenant,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: "Reconcile".into(),
+        action: action.into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &tenant.object_ref(&())).await {
