@@ -13,9 +13,9 @@ export KUBECONFIG="$work/kubeconfig"
 RUST_LOG=warn target/debug/landlord dev --port "$port" --kubeconfig "$KUBECONFIG" >"$work/dev.log" 2>&1 &
 dev=$!
 stop() { # TERM, then KILL if it has not exited within 10 s; never wait unbounded
-  kill "$dev" 2>/dev/null
+  kill "$dev" 2>/dev/null || true
   for _ in $(seq 100); do kill -0 "$dev" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$dev" 2>/dev/null; then echo "landlord dev ignored SIGTERM"; kill -9 "$dev"; fi
+  if kill -0 "$dev" 2>/dev/null; then echo "landlord dev ignored SIGTERM"; kill -9 "$dev" || true; fi
   rm -rf "$work"
 }
 trap stop EXIT
@@ -47,7 +47,7 @@ check "released namespace has no tenant label" "kubectl get ns -l landlord.dev/t
 check "refused at admission with the rule's message" "kubectl apply --server-side -f - <<<'{\"apiVersion\":\"landlord.dev/v1alpha1\",\"kind\":\"Tenant\",\"metadata\":{\"name\":\"bad\"},\"spec\":{\"owners\":[{\"kind\":\"ServiceAccount\",\"name\":\"ci\"}]}}'" "needs a namespace"
 
 # landlord dev must stop on SIGTERM by itself.
-kill "$dev"
+kill "$dev" || true
 for _ in $(seq 100); do kill -0 "$dev" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$dev" 2>/dev/null; then failed=$((failed+1)); echo "FAIL landlord dev did not stop on SIGTERM"; else passed=$((passed+1)); echo "ok   landlord dev stops on SIGTERM"; fi
 
