@@ -26,6 +26,8 @@ pub struct ResourceDef {
     /// Storage version's apiVersion is irrelevant: objects are stored once per (group, plural)
     /// and served with the requested version's apiVersion.
     pub preferred: bool,
+    /// Scale subresource: (specReplicasPath, statusReplicasPath, labelSelectorPath).
+    pub scale: Option<(String, String, Option<String>)>,
 }
 
 impl ResourceDef {
@@ -85,6 +87,7 @@ fn def(
         has_generation: generation,
         crd: None,
         preferred: true,
+        scale: None,
     }
 }
 
@@ -292,6 +295,13 @@ pub fn builtins() -> Vec<ResourceDef> {
         v.push(r);
     }
     for d in v.iter_mut() {
+        if d.group == "apps" {
+            d.scale = Some((
+                ".spec.replicas".into(),
+                ".status.replicas".into(),
+                Some(".status.selector".into()),
+            ));
+        }
         if matches!(
             d.kind.as_str(),
             "Pod"
@@ -368,6 +378,19 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceDef> {
                     .unwrap_or_default(),
             })),
             preferred: first,
+            scale: v.pointer("/subresources/scale").map(|sc| {
+                (
+                    sc["specReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".spec.replicas")
+                        .to_string(),
+                    sc["statusReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".status.replicas")
+                        .to_string(),
+                    sc["labelSelectorPath"].as_str().map(String::from),
+                )
+            }),
         });
         first = false;
     }

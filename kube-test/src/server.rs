@@ -131,6 +131,9 @@ fn resource_list(state: &State, group: &str, version: &str) -> Option<Value> {
         if d.status_subresource {
             resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if d.scale.is_some() {
+            resources.push(json!({"name": format!("{}/scale", d.plural), "singularName": "", "namespaced": d.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
         if d.plural == "serviceaccounts" && d.group.is_empty() {
             resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
         }
@@ -740,6 +743,9 @@ async fn resource_request(
             return token_request(&shared, &ns, &name, &body);
         }
         Some("finalize") if def.plural == "namespaces" && verb == "update" => {}
+        Some("scale") if def.scale.is_some() && matches!(verb, "get" | "update" | "patch") => {
+            return scale(&shared, &def, &ns, &name, verb, &headers, &body, &q);
+        }
         Some(_) => return err_response(&not_found_path()),
     }
     if t.sub.as_deref() == Some("status") && !def.status_subresource {
@@ -1156,6 +1162,170 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
         None => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
     };
     json_response(201, &out)
+}
+
+fn path_get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(v, |cur, k| cur.get(k))
+}
+
+fn scale_object(def: &ResourceDef, o: &Value) -> Value {
+    let (spec_path, status_path, sel_path) = def.scale.clone().unwrap_or_default();
+    let selector = if def.group == "apps" {
+        o.pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    } else {
+        sel_path
+            .and_then(|p| path_get(o, &p).and_then(Value::as_str).map(String::from))
+            .unwrap_or_default()
+    };
+    let mut status =
+        json!({"replicas": path_get(o, &status_path).and_then(Value::as_i64).unwrap_or(0)});
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"], "uid": o["metadata"]["uid"],
+            "resourceVersion": o["metadata"]["resourceVersion"], "creationTimestamp": o["metadata"]["creationTimestamp"]},
+        "spec": {"replicas": path_get(o, &spec_path).and_then(Value::as_i64).unwrap_or(0)},
+        "status": status,
+    })
+}
+
+/// The `scale` subresource (autoscaling/v1 Scale) of workloads and custom resources.
+#[allow(clippy::too_many_arguments)]
+fn scale(
+    shared: &Shared,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    verb: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    q: &HashMap<String, String>,
+) -> Response {
+    let mut s = shared.state.lock().unwrap();
+    let cur = match s.get(def, ns, name) {
+        Ok(o) => o,
+        Err(e) => return err_response(&e),
+    };
+    let current = scale_object(def, &cur);
+    if verb == "get" {
+        return json_response(200, &current);
+    }
+    let new_scale: Value = if verb == "update" {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return err_response(&ApiError::bad_request(format!(
+                    "the body of the request could not be decoded: {e}"
+                )));
+            }
+        }
+    } else {
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let mut t = current.clone();
+        if ct.starts_with("application/json-patch") {
+            let p: json_patch::Patch = match serde_json::from_slice(body) {
+                Ok(p) => p,
+                Err(e) => {
+                    return err_response(&ApiError::bad_request(format!(
+                        "error decoding patch: {e}"
+                    )));
+                }
+            };
+            if let Err(e) = json_patch::patch(&mut t, &p) {
+                return err_response(&ApiError::new(422, "Invalid", e.to_string()));
+            }
+        } else {
+            let p: Value = match serde_json::from_slice::<Value>(body)
+                .or_else(|_| serde_saphyr::from_slice::<Value>(body).map_err(|e| e.to_string()))
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    return err_response(&ApiError::bad_request(format!(
+                        "error decoding patch: {e}"
+                    )));
+                }
+            };
+            json_patch::merge(&mut t, &p);
+        }
+        t
+    };
+    let Some(replicas) = new_scale.pointer("/spec/replicas").and_then(Value::as_i64) else {
+        return err_response(&ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            name,
+            vec![crate::error::Cause::new(
+                "spec.replicas",
+                "FieldValueRequired",
+                "Required value",
+            )],
+        ));
+    };
+    if replicas < 0 {
+        return err_response(&ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            name,
+            vec![crate::error::Cause::new(
+                "spec.replicas",
+                "FieldValueInvalid",
+                format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            )],
+        ));
+    }
+    let (spec_path, _, _) = def.scale.clone().unwrap_or_default();
+    let mut patch = json!(replicas);
+    for k in spec_path
+        .trim_start_matches('.')
+        .split('.')
+        .rev()
+        .filter(|p| !p.is_empty())
+    {
+        patch = json!({k: patch});
+    }
+    if let Some(rv) = new_scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+    {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
+    let opts = WriteOpts {
+        manager: q
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| default_manager(headers)),
+        subresource: None,
+        ..Default::default()
+    };
+    match s.patch(
+        def,
+        ns,
+        name,
+        "application/merge-patch+json",
+        &serde_json::to_vec(&patch).unwrap(),
+        false,
+        &opts,
+    ) {
+        Ok((o, _)) => json_response(200, &scale_object(def, &State::present(def, &o))),
+        Err(e) => err_response(&e),
+    }
 }
 
 /// How objects are rendered in responses.

@@ -608,3 +608,63 @@ async fn object_count_quota_applies_to_custom_resources() {
         "1"
     );
 }
+
+#[tokio::test]
+async fn scale_subresource_for_deployments_and_custom_resources() {
+    let (_s, client) = setup().await;
+    let deps: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), "default");
+    deps.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})).unwrap()).await.unwrap();
+    let sc = deps.get_scale("web").await.unwrap();
+    assert_eq!(sc.spec.unwrap().replicas, Some(1));
+    assert_eq!(sc.status.unwrap().selector.as_deref(), Some("app=web"));
+    deps.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        deps.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
+
+    let crds = dynamic(
+        &client,
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        None,
+    );
+    crds.create(&PostParams::default(), &obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "pools.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "pools", "kind": "Pool"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size"}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                    "status": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}})))
+        .await
+        .unwrap();
+    let pools = dynamic(
+        &client,
+        "example.com",
+        "v1",
+        "Pool",
+        "pools",
+        Some("default"),
+    );
+    pools.create(&PostParams::default(), &obj(json!({"apiVersion": "example.com/v1", "kind": "Pool", "metadata": {"name": "p"}, "spec": {"size": 2}}))).await.unwrap();
+    let sc = pools.get_scale("p").await.unwrap();
+    assert_eq!(sc.spec.clone().unwrap().replicas, Some(2));
+    let mut sc2 = sc.clone();
+    sc2.spec = Some(kube::api::ScaleSpec { replicas: Some(5) });
+    pools
+        .replace_scale("p", &PostParams::default(), &sc2)
+        .await
+        .unwrap();
+    assert_eq!(pools.get("p").await.unwrap().data["spec"]["size"], 5);
+}
