@@ -300,11 +300,8 @@ async fn a_tenant_is_provisioned_updated_and_deleted() {
     .await;
 
     // Add a namespace, then remove one (Delete policy: it goes).
-    let change = json!({"spec": {"namespaces": [{"name": "web"}, {"name": "jobs"}]}});
-    Api::<Tenant>::all(c.client.clone())
-        .patch("shop", &PatchParams::default(), &Patch::Merge(&change))
-        .await
-        .unwrap();
+    // The same manager applies the tenant again, as GitOps would, with `db` replaced by `jobs`.
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: shop}\nspec:\n  quotaRef: team\n  deletionPolicy: Delete\n  owners: [{kind: Group, name: shop-devs}]\n  namespaces: [{name: web}, {name: jobs}]\n").await;
     let namespaces: Api<Namespace> = Api::all(c.client.clone());
     poll("jobs added, db removed", || async {
         let jobs = namespaces.get_opt("shop-jobs").await.unwrap().is_some();
