@@ -597,7 +597,7 @@ def check_operator_with_chart_rbac() -> None:
             ns = kt.kubectl("get", "ns", "-l", "landlord.dev/tenant", "-o", "name").split()
             assert sorted(ns) == ["namespace/acme-ci", "namespace/acme-prod",
                                   "namespace/globex-app"], ns
-            rb = kt.kubectl("get", "rolebinding", "-n", "acme-prod", "landlord-owners", "-o",
+            rb = kt.kubectl("get", "rolebinding", "-n", "acme-prod", "landlord-owners-admin", "-o",
                             "yaml")
             assert yaml.safe_load(rb)["roleRef"]["name"] == "admin"
             # Nothing in the operator's log says it was forbidden.

@@ -253,7 +253,7 @@ async fn a_tenant_is_provisioned_updated_and_deleted() {
         ])
     );
     let rb = Api::<RoleBinding>::namespaced(c.client.clone(), "shop-db")
-        .get("landlord-owners")
+        .get("landlord-owners-admin")
         .await
         .unwrap();
     assert_eq!(rb.role_ref.name, "admin");
@@ -534,7 +534,7 @@ async fn retain_releases_namespaces_without_deleting_them() {
     );
     assert!(
         Api::<RoleBinding>::namespaced(c.client.clone(), "keep-data")
-            .get_opt("landlord-owners")
+            .get_opt("landlord-owners-admin")
             .await
             .unwrap()
             .is_none()
@@ -785,4 +785,93 @@ async fn metrics_text(port: u16) -> String {
             .to_vec(),
     )
     .unwrap()
+}
+
+#[tokio::test]
+async fn suspension_stops_new_pods_demotes_owners_and_denies_the_engine() {
+    let c = cluster("suspend", "5m").await;
+    apply(&c.client, "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: small}\nspec:\n  hard: {pods: 5}\n  rates: [{name: api-calls, limit: 100, per: 1m}]\n").await;
+    let tenant = |state: &str| {
+        format!(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: paused}}\nspec:\n  quotaRef: small\n  state: {state}\n  owners: [{{kind: User, name: pat}}]\n  namespaces: [{{name: app}}]\n"
+        )
+    };
+    apply(&c.client, &tenant("Active")).await;
+    wait_condition(&c.client, "paused", "Ready", "True", "Ready").await;
+    let token = service_account_token(&c.client, "paused-app", "worker").await;
+    let check = Some(json!({"dimension": "api-calls", "amount": 1}));
+    let (status, _) = engine_call(
+        c.engine_port,
+        "POST",
+        "/v1/tenants/paused/check",
+        &token,
+        check.clone(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    apply(&c.client, &tenant("Suspended")).await;
+    let tenants: Api<Tenant> = Api::all(c.client.clone());
+    poll("phase Suspended", || async {
+        tenants
+            .get("paused")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.phase == Some(landlord::api::Phase::Suspended))
+    })
+    .await;
+    let bindings: Api<RoleBinding> = Api::namespaced(c.client.clone(), "paused-app");
+    poll("owners demoted to view", || async {
+        let names: Vec<String> = bindings
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|b| b.name_any())
+            .collect();
+        names == ["landlord-owners-view"]
+    })
+    .await;
+    assert_eq!(hard(&c.client, "paused-app").await["pods"], "0");
+    let (status, body) = engine_call(
+        c.engine_port,
+        "POST",
+        "/v1/tenants/paused/check",
+        &token,
+        check.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (403, json!("TenantSuspended")),
+        "{body}"
+    );
+
+    apply(&c.client, &tenant("Active")).await;
+    poll("owners are admins again", || async {
+        let names: Vec<String> = bindings
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|b| b.name_any())
+            .collect();
+        names == ["landlord-owners-admin"]
+    })
+    .await;
+    poll("engine allows again", || async {
+        engine_call(
+            c.engine_port,
+            "POST",
+            "/v1/tenants/paused/check",
+            &token,
+            check.clone(),
+        )
+        .await
+        .0 == 200
+    })
+    .await;
 }

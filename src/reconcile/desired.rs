@@ -30,6 +30,8 @@ use crate::api::{
 pub const QUOTA_NAME: &str = "landlord-quota";
 pub const LIMITS_NAME: &str = "landlord-limits";
 pub const ISOLATION_NAME: &str = "landlord-isolation";
+/// Owners' RoleBinding, suffixed with the role it grants (`-admin`, `-view`): `roleRef` is
+/// immutable, so suspending a tenant replaces the binding rather than editing it.
 pub const OWNERS_NAME: &str = "landlord-owners";
 /// Marks objects Landlord manages, next to the tenant label.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "landlord");
@@ -122,9 +124,10 @@ pub fn build(tenant: &Tenant, inputs: &Inputs) -> Desired {
             });
         }
         if !tenant.spec.owners.is_empty() {
+            let role = if suspended { "view" } else { "admin" };
             desired.role_bindings.push(RoleBinding {
-                metadata: meta(tenant, OWNERS_NAME, Some(&full)),
-                role_ref: cluster_role_ref(if suspended { "view" } else { "admin" }),
+                metadata: meta(tenant, &format!("{OWNERS_NAME}-{role}"), Some(&full)),
+                role_ref: cluster_role_ref(role),
                 subjects: Some(subjects(&tenant.spec.owners)),
             });
         }
@@ -409,6 +412,7 @@ mod tests {
     fn owners_are_admins_in_each_namespace_and_may_read_their_tenant() {
         let d = build_for(&tenant(SPEC), &plan());
         let rb = serde_json::to_value(&d.role_bindings[0]).unwrap();
+        assert_eq!(rb["metadata"]["name"], "landlord-owners-admin");
         assert_eq!(
             rb["roleRef"],
             json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"})
@@ -436,6 +440,10 @@ mod tests {
     fn a_suspended_tenants_owners_can_only_view() {
         let d = build_for(&tenant(&format!("{SPEC}\nstate: Suspended")), &plan());
         assert_eq!(d.role_bindings[0].role_ref.name, "view");
+        assert_eq!(
+            d.role_bindings[0].metadata.name.as_deref(),
+            Some("landlord-owners-view")
+        );
     }
 
     #[test]
