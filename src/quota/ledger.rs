@@ -26,6 +26,9 @@ use crate::quantity;
 
 const FIELD_MANAGER: &str = "landlord";
 
+/// Longest a change of resource unit-hours alone waits before it is written.
+const RESOURCE_FLUSH: Duration = Duration::from_secs(300);
+
 /// What was loaded from the ledger for the current period, added to what the engine counts.
 #[derive(Clone, Debug, Default)]
 struct Carried {
@@ -45,6 +48,9 @@ struct TenantMeta {
     carried: Carried,
     /// Last observed quota usage (resource → thousandths) and when, for unit-hours.
     last_resources: Option<(BTreeMap<String, i128>, jiff::Timestamp)>,
+    /// The month was reloaded from the ledger. Until then nothing is flushed, or a flush of
+    /// only what was counted since the start would overwrite the month.
+    loaded: bool,
 }
 
 /// The engine plus what the operator needs to meter and price tenants.
@@ -81,11 +87,12 @@ impl Metering {
         suspended: bool,
     ) -> Result<(), String> {
         let limits = super::plan::limits(plan, suspended)?;
-        let known = self
+        let loaded = self
             .tenants
             .lock()
             .expect("not poisoned")
-            .contains_key(tenant);
+            .get(tenant)
+            .is_some_and(|m| m.loaded);
         self.engine
             .set_tenant(tenant, limits)
             .map_err(|e| e.to_string())?;
@@ -103,8 +110,14 @@ impl Metering {
             meta.currency = plan.pricing.as_ref().map(|p| p.currency.clone());
             meta.resource_prices = resource_prices;
         }
-        if !known {
-            self.reload(tenant).await?;
+        if !loaded {
+            // Retried on every reconcile until it succeeds.
+            self.reload(tenant)
+                .await
+                .map_err(|e| format!("loading this month's usage: {e}"))?;
+            if let Some(meta) = self.tenants.lock().expect("not poisoned").get_mut(tenant) {
+                meta.loaded = true;
+            }
         }
         Ok(())
     }
@@ -188,9 +201,9 @@ impl Metering {
             };
         }
         if let Some((before, at)) = &meta.last_resources {
-            let seconds = (now.as_millisecond() - at.as_millisecond()).max(0) as i128 / 1000;
+            let millis = (now.as_millisecond() - at.as_millisecond()).max(0) as i128;
             for (r, milli) in before {
-                *meta.carried.resources.entry(r.clone()).or_default() += milli * seconds;
+                *meta.carried.resources.entry(r.clone()).or_default() += milli * millis / 1000;
             }
         }
         meta.last_resources = Some((current, now));
@@ -207,6 +220,9 @@ impl Metering {
             .expect("not poisoned")
             .get(tenant)
             .cloned()?;
+        if !meta.loaded {
+            return None;
+        }
         let carried = if meta.carried.period == Some(period) {
             meta.carried.clone()
         } else {
@@ -289,6 +305,15 @@ impl Metering {
         let Ok(stats) = self.engine.stats(tenant) else {
             return (BTreeMap::new(), None);
         };
+        let period = self.period_now();
+        let carried_denied = self
+            .tenants
+            .lock()
+            .expect("not poisoned")
+            .get(tenant)
+            .filter(|m| m.carried.period == Some(period))
+            .map(|m| m.carried.denied.clone())
+            .unwrap_or_default();
         let rates = stats
             .dimensions
             .iter()
@@ -303,7 +328,7 @@ impl Metering {
                         rate: format!("{:.2}", s.units_per_second),
                         limit,
                         allowed: s.units,
-                        denied: s.denied,
+                        denied: s.denied + carried_denied.get(d).copied().unwrap_or(0),
                     },
                 )
             })
@@ -348,29 +373,47 @@ pub async fn run(
     last_flush: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
 ) {
     let api: Api<TenantUsage> = Api::all(metering.client.clone());
-    let mut flushed: HashMap<String, TenantUsageStatus> = HashMap::new();
+    // What was last written per tenant, and when.
+    let mut flushed: HashMap<String, (TenantUsageStatus, tokio::time::Instant)> = HashMap::new();
     let mut created: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let mut complete = true;
-        for tenant in metering.engine.tenants() {
+        let tenants = metering.engine.tenants();
+        flushed.retain(|t, _| tenants.contains(t));
+        for tenant in tenants {
             let Some(record) = metering.record(&tenant) else {
                 continue;
             };
-            if flushed.get(&tenant) == Some(&record) {
+            let metered_moved = flushed
+                .get(&tenant)
+                .is_none_or(|(last, _)| last.dimensions != record.dimensions);
+            // Resource unit-hours grow whenever anything runs; writing them on every interval
+            // would cost one write per busy tenant per interval, so they ride along with
+            // metered changes or go out every RESOURCE_FLUSH.
+            let resources_due = flushed.get(&tenant).is_some_and(|(last, at)| {
+                (last.resources != record.resources || last.cost != record.cost)
+                    && at.elapsed() >= RESOURCE_FLUSH
+            });
+            if !metered_moved && !resources_due {
                 continue;
             }
             let period = metering.period_now();
             let name = format!("{tenant}-{period}");
             if let Err(e) = flush(&api, &name, &tenant, period, &record, &mut created).await {
+                if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                    created.remove(&name); // deleted behind our back: create it again next time
+                }
                 tracing::warn!(%tenant, error = %e, "usage flush failed; retrying next interval");
                 complete = false;
                 continue;
             }
-            flushed.insert(tenant.clone(), record);
-            let _ = changed.try_send(tenant);
+            flushed.insert(tenant.clone(), (record, tokio::time::Instant::now()));
+            if metered_moved {
+                let _ = changed.try_send(tenant);
+            }
         }
         if complete {
             last_flush.set(jiff::Timestamp::now().as_second());

@@ -38,7 +38,7 @@ pub async fn run(ctx: Arc<Context>, refresh: Option<tokio::sync::mpsc::Receiver<
     )
     .with_config(Config::default().concurrency(4));
     let store = controller.store();
-    tokio::spawn(super::plans::run(client.clone(), store.clone()));
+    tokio::spawn(super::plans::run(client.clone()));
     controller
         .watches(
             Api::<TenantQuota>::all(client.clone()),

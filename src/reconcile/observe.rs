@@ -55,6 +55,29 @@ impl World {
     }
 }
 
+/// A fresh read of the tenant's `landlord-quota` objects, by namespace.
+pub async fn observe_quotas(
+    client: &Client,
+    tenant: &str,
+) -> Result<BTreeMap<String, Observed>, Error> {
+    let world = World {
+        quotas: owned(client, tenant).await?,
+        ..World::default()
+    };
+    Ok(world.observed_quotas())
+}
+
+/// Whether a namespace labelled for `tenant` was made by Landlord for it.
+pub fn is_ours(ns: &Namespace, tenant: &str) -> bool {
+    ns.name_any().starts_with(&format!("{tenant}-"))
+        && ns
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|m| m.manager.as_deref() == Some(super::apply::FIELD_MANAGER))
+}
+
 async fn owned<K>(client: &Client, tenant: &str) -> Result<Vec<K>, Error>
 where
     K: kube::Resource + Clone + std::fmt::Debug + DeserializeOwned,
@@ -85,7 +108,13 @@ pub async fn observe(
                 .map_err(Error::Kube)?,
         ),
     };
-    let namespaces: Vec<Namespace> = owned(client, tenant).await?;
+    // The label alone is not proof: anyone who can label a namespace could make Landlord
+    // delete it. Ours are named `<tenant>-…` and carry our field manager's entry.
+    let namespaces: Vec<Namespace> = owned::<Namespace>(client, tenant)
+        .await?
+        .into_iter()
+        .filter(|n| is_ours(n, tenant))
+        .collect();
     let mut foreign = BTreeMap::new();
     let ns_api: Api<Namespace> = Api::all(client.clone());
     for name in wanted

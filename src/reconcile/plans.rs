@@ -1,7 +1,7 @@
 //! `TenantQuota.status`: how many tenants use each plan.
 //!
-//! Counted from the Tenant controller's cache and written only when a count changed, so it
-//! costs no reads and, in a steady state, no writes.
+//! Counted from watch-fed caches of tenants and plans and written only when a count changed,
+//! so a steady state costs no reads and no writes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +15,25 @@ use serde_json::json;
 
 use super::apply::FIELD_MANAGER;
 use crate::api::{Tenant, TenantQuota};
+
+/// A cache of every `K`, kept current by a background watch.
+fn cache<K>(api: Api<K>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(events.for_each(|_| async {}));
+    reader
+}
 
 /// Tenants per plan name.
 pub fn count(tenants: &[std::sync::Arc<Tenant>]) -> BTreeMap<String, u32> {
@@ -31,13 +50,14 @@ pub fn count(tenants: &[std::sync::Arc<Tenant>]) -> BTreeMap<String, u32> {
 }
 
 /// Keep every plan's `status.tenants` equal to the count in `tenants`, until the process ends.
-pub async fn run(client: Client, tenants: Store<Tenant>) {
-    let api: Api<TenantQuota> = Api::all(client);
-    let (plans, writer) = reflector::store();
-    let events = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(events.for_each(|_| async {}));
+pub async fn run(client: Client) {
+    let api: Api<TenantQuota> = Api::all(client.clone());
+    let plans = cache(api.clone());
+    let tenants = cache(Api::<Tenant>::all(client));
+    // Counting before both caches are filled would write 0 and then the real count.
+    if tenants.wait_until_ready().await.is_err() || plans.wait_until_ready().await.is_err() {
+        return;
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;

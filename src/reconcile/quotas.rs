@@ -217,3 +217,114 @@ mod tests {
         assert_eq!(lowering_step(&current, &lower).unwrap(), None);
     }
 }
+
+/// Raises made safe against usage that moved since the targets were computed.
+///
+/// Between observing `status.used` and writing, a namespace may have started more, and the
+/// API server lets a quota be lowered below use. So before raising, the tenant's headroom is
+/// recomputed from a fresh read: each namespace holds `max(hard, used)` of the limit, and raises
+/// (in namespace order) only take what is left. Lowerings and per-namespace limits pass through.
+pub fn cap_raises(
+    tenant_hard: &BTreeMap<String, Quantity>,
+    targets: &Quotas,
+    fresh: &BTreeMap<String, Observed>,
+) -> Result<Quotas, QuantityError> {
+    let mut out = targets.clone();
+    for (resource, limit) in tenant_hard {
+        let limit = quantity::parse(resource, limit)?;
+        let mut held = 0;
+        let mut current = BTreeMap::new();
+        for ns in targets.keys() {
+            let observed = fresh.get(ns);
+            let hard = observed
+                .and_then(|o| o.hard.get(resource))
+                .map(|q| quantity::parse(resource, q))
+                .transpose()?;
+            let used = observed
+                .and_then(|o| o.used.get(resource))
+                .map(|q| quantity::parse(resource, q))
+                .transpose()?
+                .unwrap_or(0);
+            held += hard.unwrap_or(0).max(used);
+            current.insert(ns.clone(), hard);
+        }
+        let mut budget = (limit - held).max(0);
+        for (ns, hard) in out.iter_mut() {
+            let Some(target) = hard
+                .get(resource)
+                .map(|q| quantity::parse(resource, q))
+                .transpose()?
+            else {
+                continue;
+            };
+            let now = current.get(ns).copied().flatten();
+            if now.is_some_and(|n| target <= n) {
+                continue;
+            }
+            let base = now.unwrap_or(0);
+            let give = (target - base).min(budget);
+            budget -= give;
+            hard.insert(resource.clone(), quantity::format(resource, base + give));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity(s.into())
+    }
+
+    fn quotas(v: &[(&str, &str)]) -> Quotas {
+        v.iter()
+            .map(|(ns, pods)| {
+                (
+                    ns.to_string(),
+                    BTreeMap::from([("pods".to_string(), q(pods))]),
+                )
+            })
+            .collect()
+    }
+
+    fn seen(hard: &str, used: &str) -> Observed {
+        Observed {
+            hard: BTreeMap::from([("pods".to_string(), q(hard))]),
+            used: BTreeMap::from([("pods".to_string(), q(used))]),
+        }
+    }
+
+    #[test]
+    fn a_raise_never_takes_what_another_namespace_started_meanwhile() {
+        // Targets were a=8, b=2 from b using 0; b lowered to 2 but had started 4 pods since.
+        let limit = BTreeMap::from([("pods".to_string(), q("10"))]);
+        let fresh = BTreeMap::from([
+            ("a".to_string(), seen("6", "6")),
+            ("b".to_string(), seen("2", "4")),
+        ]);
+        let capped = cap_raises(&limit, &quotas(&[("a", "8"), ("b", "2")]), &fresh).unwrap();
+        assert_eq!(capped, quotas(&[("a", "6"), ("b", "2")]));
+    }
+
+    #[test]
+    fn raises_fit_in_the_headroom_that_is_really_free() {
+        let limit = BTreeMap::from([("pods".to_string(), q("10"))]);
+        let fresh = BTreeMap::from([
+            ("a".to_string(), seen("4", "4")),
+            ("b".to_string(), seen("3", "1")),
+        ]);
+        // 7 held, 3 free: a asks +3 and gets them.
+        let capped = cap_raises(&limit, &quotas(&[("a", "7"), ("b", "3")]), &fresh).unwrap();
+        assert_eq!(capped, quotas(&[("a", "7"), ("b", "3")]));
+        // A new namespace (no quota yet) gets only what is free.
+        let capped = cap_raises(
+            &limit,
+            &quotas(&[("a", "4"), ("b", "3"), ("c", "5")]),
+            &fresh,
+        )
+        .unwrap();
+        assert_eq!(capped["c"]["pods"], q("3"));
+    }
+}

@@ -104,7 +104,14 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         usage_names: &usage_names,
     };
     let desired = desired::build(tenant, &inputs);
-    apply_desired(ctx, &world, &desired).await?;
+    apply_desired(
+        ctx,
+        &name,
+        &world,
+        &desired,
+        &effective.spec.hard.clone().unwrap_or_default(),
+    )
+    .await?;
     remove_orphans(ctx, &world, &desired, spec.deletion_policy).await?;
 
     for (ns, owner) in &conflicts {
@@ -129,8 +136,8 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
                     ctx,
                     tenant,
                     EventType::Warning,
-                    "EngineLimitsRejected",
-                    format!("the quota engine cannot enforce this plan: {problem}"),
+                    "MeteringNotReady",
+                    format!("the quota engine could not take this tenant's plan: {problem}"),
                 )
                 .await;
             }
@@ -394,7 +401,16 @@ async fn publish_for(
 
 /// Apply in the order that never opens a gap: namespaces, then quotas (every lowering before
 /// any raise), limits, policies, and only then the bindings that let owners in.
-async fn apply_desired(ctx: &Context, world: &World, desired: &Desired) -> Result<(), Error> {
+async fn apply_desired(
+    ctx: &Context,
+    tenant: &str,
+    world: &World,
+    desired: &Desired,
+    tenant_hard: &std::collections::BTreeMap<
+        String,
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    >,
+) -> Result<(), Error> {
     let c = &ctx.client;
     let ns_api: Api<Namespace> = Api::all(c.clone());
     for ns in &desired.namespaces {
@@ -420,7 +436,10 @@ async fn apply_desired(ctx: &Context, world: &World, desired: &Desired) -> Resul
             apply::apply(&namespaced(c, quota), lowered, Some(live)).await?;
         }
     }
-    for quota in &desired.quotas {
+    // Quotas of namespaces leaving the tenant go before any raise, so their share is free.
+    delete_unwanted(&world.quotas, &desired.quotas, |o| namespaced(c, o)).await?;
+    let capped = cap_raises(ctx, tenant, world, desired, tenant_hard).await?;
+    for quota in &capped {
         apply::apply(
             &namespaced(c, quota),
             quota.clone(),
@@ -469,6 +488,56 @@ async fn apply_desired(ctx: &Context, world: &World, desired: &Desired) -> Resul
         .await?;
     }
     Ok(())
+}
+
+/// The desired quotas with every raise limited to the tenant's really free headroom, read
+/// fresh after the lowerings; no extra read when nothing is raised.
+async fn cap_raises(
+    ctx: &Context,
+    tenant: &str,
+    world: &World,
+    desired: &Desired,
+    tenant_hard: &std::collections::BTreeMap<
+        String,
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    >,
+) -> Result<Vec<k8s_openapi::api::core::v1::ResourceQuota>, Error> {
+    let hard_of = |q: &k8s_openapi::api::core::v1::ResourceQuota| {
+        q.spec
+            .as_ref()
+            .and_then(|s| s.hard.clone())
+            .unwrap_or_default()
+    };
+    let raises = desired.quotas.iter().any(|q| {
+        let live = find(&world.quotas, q).map(hard_of).unwrap_or_default();
+        hard_of(q).iter().any(|(r, v)| {
+            tenant_hard.contains_key(r)
+                && live.get(r).is_none_or(|l| {
+                    crate::quantity::parse_milli(&l.0) < crate::quantity::parse_milli(&v.0)
+                })
+        })
+    });
+    if !raises || tenant_hard.is_empty() {
+        return Ok(desired.quotas.clone());
+    }
+    let fresh = super::observe::observe_quotas(&ctx.client, tenant).await?;
+    let targets: quotas::Quotas = desired
+        .quotas
+        .iter()
+        .map(|q| (q.namespace().unwrap_or_default(), hard_of(q)))
+        .collect();
+    let capped = quotas::cap_raises(tenant_hard, &targets, &fresh)?;
+    Ok(desired
+        .quotas
+        .iter()
+        .map(|q| {
+            let mut q = q.clone();
+            if let Some(hard) = capped.get(&q.namespace().unwrap_or_default()) {
+                q.spec.get_or_insert_with(Default::default).hard = Some(hard.clone());
+            }
+            q
+        })
+        .collect())
 }
 
 /// Delete what carries the tenant's label but is no longer wanted. Namespaces follow the
