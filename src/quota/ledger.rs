@@ -48,6 +48,8 @@ struct TenantMeta {
     carried: Carried,
     /// Last observed quota usage (resource → thousandths) and when, for unit-hours.
     last_resources: Option<(BTreeMap<String, i128>, jiff::Timestamp)>,
+    /// Last month's carried state, kept until the month's final flush.
+    previous: Option<Carried>,
     /// The month was reloaded from the ledger. Until then nothing is flushed, or a flush of
     /// only what was counted since the start would overwrite the month.
     loaded: bool,
@@ -195,10 +197,14 @@ impl Metering {
             return;
         };
         if meta.carried.period != Some(period) {
-            meta.carried = Carried {
-                period: Some(period),
-                ..Carried::default()
-            };
+            let old = std::mem::replace(
+                &mut meta.carried,
+                Carried {
+                    period: Some(period),
+                    ..Carried::default()
+                },
+            );
+            meta.previous = Some(old);
         }
         if let Some((before, at)) = &meta.last_resources {
             let millis = (now.as_millisecond() - at.as_millisecond()).max(0) as i128;
@@ -211,7 +217,12 @@ impl Metering {
 
     /// The ledger record of a tenant's current month.
     pub fn record(&self, tenant: &str) -> Option<TenantUsageStatus> {
-        let period = self.period_now();
+        self.record_for(tenant, self.period_now())
+    }
+
+    /// The ledger record of a tenant's `period` (this month, or the last for its final flush).
+    pub fn record_for(&self, tenant: &str, period: Period) -> Option<TenantUsageStatus> {
+        let current = period == self.period_now();
         let usage = self.engine.usage(tenant, period).ok()?;
         let stats = self.engine.stats(tenant).ok()?;
         let meta = self
@@ -223,11 +234,12 @@ impl Metering {
         if !meta.loaded {
             return None;
         }
-        let carried = if meta.carried.period == Some(period) {
-            meta.carried.clone()
-        } else {
-            Carried::default()
-        };
+        let carried = [Some(&meta.carried), meta.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|c| c.period == Some(period))
+            .cloned()
+            .unwrap_or_default();
         let mut dimensions = BTreeMap::new();
         for (d, u) in &usage.dimensions {
             let mut daily = carried.daily.get(d).cloned().unwrap_or_default();
@@ -235,8 +247,13 @@ impl Metering {
                 let day = h.hour.to_zoned(jiff::tz::TimeZone::UTC).day();
                 *daily.entry(format!("{day:02}")).or_default() += h.units;
             }
-            let denied = carried.denied.get(d).copied().unwrap_or(0)
-                + stats.dimensions.get(d).map_or(0, |s| s.denied);
+            // The engine counts denials of the current month only.
+            let since_start = if current {
+                stats.dimensions.get(d).map_or(0, |s| s.denied)
+            } else {
+                0
+            };
+            let denied = carried.denied.get(d).copied().unwrap_or(0) + since_start;
             dimensions.insert(
                 d.clone(),
                 DimensionUsage {
@@ -376,12 +393,29 @@ pub async fn run(
     // What was last written per tenant, and when.
     let mut flushed: HashMap<String, (TenantUsageStatus, tokio::time::Instant)> = HashMap::new();
     let mut created: HashSet<String> = HashSet::new();
+    let mut last_period: Option<Period> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let mut complete = true;
         let tenants = metering.engine.tenants();
+        let now = metering.period_now();
+        if let Some(previous) = last_period.filter(|p| *p != now) {
+            // A new month: write the old one a last time, with what came in since its last flush.
+            for tenant in &tenants {
+                let Some(record) = metering.record_for(tenant, previous) else {
+                    continue;
+                };
+                let name = format!("{tenant}-{previous}");
+                if let Err(e) = flush(&api, &name, tenant, previous, &record, &mut created).await {
+                    tracing::warn!(%tenant, error = %e, "final flush of {previous} failed");
+                }
+            }
+            flushed.clear();
+            created.retain(|n| n.ends_with(&now.to_string()));
+        }
+        last_period = Some(now);
         flushed.retain(|t, _| tenants.contains(t));
         for tenant in tenants {
             let Some(record) = metering.record(&tenant) else {
@@ -456,6 +490,38 @@ async fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quota::ManualClock;
+
+    /// The month that just ended stays readable for its final flush, and the new month starts
+    /// from zero; usage is reloaded only once per tenant.
+    #[tokio::test]
+    async fn a_new_month_starts_at_zero_and_the_old_one_stays_for_its_final_flush() {
+        let server = kube_test::ApiServer::start().await.unwrap();
+        let clock = Arc::new(ManualClock::at_rfc3339("2026-10-31T23:59:00Z"));
+        let engine = Arc::new(Engine::with_clock(clock.clone(), ["api-calls"]));
+        let metering = Metering::new(engine.clone(), server.client().await.unwrap());
+        let plan: api::TenantQuotaSpec = serde_saphyr::from_str(
+            "pricing: {currency: EUR, items: [{dimension: api-calls, unit: 1, price: '0.5'}]}",
+        )
+        .unwrap();
+        metering.set_tenant("acme", &plan, false).await.unwrap();
+        engine.check("acme", "api-calls", 4).unwrap();
+        let october: Period = "2026-10".parse().unwrap();
+        assert_eq!(
+            metering.record("acme").unwrap().dimensions["api-calls"].allowed,
+            4
+        );
+
+        clock.advance(Duration::from_secs(120));
+        metering.observe_resources("acme", &BTreeMap::new());
+        engine.check("acme", "api-calls", 1).unwrap();
+        let november = metering.record("acme").unwrap();
+        assert_eq!(november.dimensions["api-calls"].allowed, 1);
+        assert_eq!(november.cost.unwrap().period, "2026-11");
+        let last = metering.record_for("acme", october).unwrap();
+        assert_eq!(last.dimensions["api-calls"].allowed, 4);
+        assert_eq!(last.cost.unwrap().amount, "2");
+    }
 
     #[test]
     fn hours_round_trip() {
