@@ -562,7 +562,6 @@ async fn remove_orphans(
         namespaced(c, o)
     })
     .await?;
-    delete_unwanted(&world.quotas, &desired.quotas, |o| namespaced(c, o)).await?;
     delete_unwanted(
         &world.cluster_role_bindings,
         &desired.cluster_role_bindings,
@@ -609,6 +608,9 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let name = tenant.name_any();
     let policy = tenant.spec.deletion_policy;
     let world = observe(&ctx.client, &name, None, &[]).await?;
+    // During provisioning quotas go earlier (before raises); here nothing else removes them.
+    let c = &ctx.client;
+    delete_unwanted(&world.quotas, &[], |o| namespaced(c, o)).await?;
     remove_orphans(ctx, &world, &Desired::default(), policy).await?;
     let note = match policy {
         DeletionPolicy::Delete => format!(
