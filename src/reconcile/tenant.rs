@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -412,10 +411,10 @@ async fn apply_desired(
     >,
 ) -> Result<(), Error> {
     let c = &ctx.client;
-    let ns_api: Api<Namespace> = Api::all(c.clone());
-    for ns in &desired.namespaces {
-        apply::apply(&ns_api, ns.clone(), find(&world.namespaces, ns)).await?;
-    }
+    apply_each(&desired.namespaces, &world.namespaces, |_| {
+        Api::all(c.clone())
+    })
+    .await?;
     for quota in &desired.quotas {
         let Some(live) = find(&world.quotas, quota) else {
             continue;
@@ -439,54 +438,29 @@ async fn apply_desired(
     // Quotas of namespaces leaving the tenant go before any raise, so their share is free.
     delete_unwanted(&world.quotas, &desired.quotas, |o| namespaced(c, o)).await?;
     let capped = cap_raises(ctx, tenant, world, desired, tenant_hard).await?;
-    for quota in &capped {
-        apply::apply(
-            &namespaced(c, quota),
-            quota.clone(),
-            find(&world.quotas, quota),
-        )
-        .await?;
-    }
-    for lr in &desired.limit_ranges {
-        apply::apply(
-            &namespaced(c, lr),
-            lr.clone(),
-            find(&world.limit_ranges, lr),
-        )
-        .await?;
-    }
-    for np in &desired.network_policies {
-        apply::apply(
-            &namespaced(c, np),
-            np.clone(),
-            find(&world.network_policies, np),
-        )
-        .await?;
-    }
-    for rb in &desired.role_bindings {
-        apply::apply(
-            &namespaced(c, rb),
-            rb.clone(),
-            find(&world.role_bindings, rb),
-        )
-        .await?;
-    }
-    for cr in &desired.cluster_roles {
-        apply::apply(
-            &Api::<ClusterRole>::all(c.clone()),
-            cr.clone(),
-            find(&world.cluster_roles, cr),
-        )
-        .await?;
-    }
-    for crb in &desired.cluster_role_bindings {
-        apply::apply(
-            &Api::<ClusterRoleBinding>::all(c.clone()),
-            crb.clone(),
-            find(&world.cluster_role_bindings, crb),
-        )
-        .await?;
-    }
+    apply_each(&capped, &world.quotas, |o| namespaced(c, o)).await?;
+    apply_each(&desired.limit_ranges, &world.limit_ranges, |o| {
+        namespaced(c, o)
+    })
+    .await?;
+    apply_each(&desired.network_policies, &world.network_policies, |o| {
+        namespaced(c, o)
+    })
+    .await?;
+    apply_each(&desired.role_bindings, &world.role_bindings, |o| {
+        namespaced(c, o)
+    })
+    .await?;
+    apply_each(&desired.cluster_roles, &world.cluster_roles, |_| {
+        Api::all(c.clone())
+    })
+    .await?;
+    apply_each(
+        &desired.cluster_role_bindings,
+        &world.cluster_role_bindings,
+        |_| Api::all(c.clone()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -632,6 +606,21 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         metering.remove_tenant(&name);
     }
     Ok(Action::await_change())
+}
+
+/// Apply each wanted object over its live counterpart (skipped when nothing would change).
+async fn apply_each<K>(
+    wanted: &[K],
+    live: &[K],
+    api_for: impl Fn(&K) -> Api<K>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+{
+    for object in wanted {
+        apply::apply(&api_for(object), object.clone(), find(live, object)).await?;
+    }
+    Ok(())
 }
 
 async fn delete_unwanted<K>(
