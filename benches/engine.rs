@@ -116,9 +116,9 @@ fn versus_governor() {
     timed(1, &seq, &ours);
     timed(1, &seq, &theirs);
     for threads in [1, 2] {
-        // Best of five runs each, interleaved, to damp noise from others on the machine.
+        // Best of nine runs each, interleaved, to damp noise from others on the machine.
         let (mut o, mut g) = (f64::MAX, f64::MAX);
-        for _ in 0..5 {
+        for _ in 0..9 {
             o = o.min(timed(threads, &seq, &ours));
             g = g.min(timed(threads, &seq, &theirs));
         }

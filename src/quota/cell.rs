@@ -1,22 +1,96 @@
 //! One rate limit's parameters and counting state, whatever the algorithm.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use smol_str::SmolStr;
 
 use super::bucket::{BucketParams, TokenBucket};
 use super::limits::{Algorithm, RateSpec};
 use super::meter::Meter;
 use super::window::{FixedWindow, SlidingWindow};
 
-/// The hot state of one (tenant, dimension) in one allocation: its meter and a token bucket.
+/// The hot state of one (tenant, dimension) in one allocation: its meter, a token bucket,
+/// and what the engine's decision index needs to answer a check from this cell alone.
 ///
 /// The first token bucket of a dimension (the usual plan: one per dimension) counts in
-/// `bucket` here, so a check touches a single cache-friendly block for the limit and the
-/// meter; further buckets of the same dimension get a `DimState` of their own and leave
-/// its meter unused.
-#[derive(Debug, Default)]
+/// `bucket` here, so a check touches a single block for the key, the limit and the meter;
+/// further buckets of the same dimension get a `DimState` of their own and leave its meter
+/// unused.
+#[derive(Debug)]
 pub(crate) struct DimState {
     pub meter: Meter,
     pub bucket: TokenBucket,
+    /// The tenant, compared in place by the decision index.
+    pub tenant: SmolStr,
+    /// The dimension's id in the engine's interned names.
+    pub dimension: u32,
+    /// [`Fast`] as a tag and the bucket's parameters; set on each plan change.
+    mode: AtomicU32,
+    interval: AtomicU64,
+    capacity: AtomicU64,
+}
+
+/// How a check of a dimension can be decided from its [`DimState`] alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// Anything else (several limits, a window, a slot table, a suspended tenant): the
+    /// engine's general path decides.
+    General,
+    /// No limit: metered only.
+    Unlimited,
+    /// One token bucket, counting in this cell.
+    Bucket(BucketParams),
+}
+
+const GENERAL: u32 = 0;
+const UNLIMITED: u32 = 1;
+const BUCKET: u32 = 2;
+
+impl Default for DimState {
+    fn default() -> Self {
+        Self::new(SmolStr::default(), u32::MAX)
+    }
+}
+
+impl DimState {
+    pub fn new(tenant: SmolStr, dimension: u32) -> Self {
+        Self {
+            meter: Meter::default(),
+            bucket: TokenBucket::default(),
+            tenant,
+            dimension,
+            mode: AtomicU32::new(GENERAL),
+            interval: AtomicU64::new(0),
+            capacity: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub fn fast(&self) -> Fast {
+        match self.mode.load(Ordering::Acquire) {
+            UNLIMITED => Fast::Unlimited,
+            BUCKET => Fast::Bucket(BucketParams {
+                interval: self.interval.load(Ordering::Relaxed),
+                capacity: self.capacity.load(Ordering::Relaxed),
+            }),
+            _ => Fast::General,
+        }
+    }
+
+    /// Publishes how this cell is decided from now on. A check racing a change of a bucket's
+    /// parameters may read the new interval with the old capacity, for that one decision.
+    pub fn set_fast(&self, fast: Fast) {
+        match fast {
+            Fast::General => self.mode.store(GENERAL, Ordering::Release),
+            Fast::Unlimited => self.mode.store(UNLIMITED, Ordering::Release),
+            Fast::Bucket(p) => {
+                self.interval.store(p.interval, Ordering::Relaxed);
+                self.capacity.store(p.capacity, Ordering::Relaxed);
+                self.mode.store(BUCKET, Ordering::Release);
+            }
+        }
+    }
 }
 
 impl std::ops::Deref for DimState {

@@ -10,8 +10,14 @@
 //! A `Tenant` is immutable too: its plan plus `Arc`s to counting state. A new plan shares the
 //! state of the old one wherever it counts the same way, so a plan change keeps what was used
 //! and applies the new limits at once (a token bucket's debt is rescaled to the new rate).
+//!
+//! The decision index: the same snapshot also maps each (tenant, dimension) whose check needs
+//! nothing but its own cell (one token bucket, or no limit) straight to that cell, which holds
+//! its key, the bucket's parameters, the bucket and the meter. Such a check (the common
+//! one) reads one 8-byte slot and one cell instead of a tenant, its dimension list and then
+//! the cell; everything else takes the general path through the tenant.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,20 +25,25 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use super::cell::{Charge, DimState, Rate};
+use super::cell::{Charge, DimState, Fast, Rate};
 use super::clock::{Clock, SystemClock, ceil_ms};
 use super::decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
 use super::limits::{Algorithm, TenantLimits};
 use super::meter::{DimensionUsage, Period, Usage};
 use super::slots::{Acquire, SlotTable};
 
-/// Tenants by name. A `HashTable` holding the (small, cheaply cloned) tenants inline rather
-/// than a map from a separately allocated key to a boxed value: the lookup compares the name
-/// inline in the slot and finds the dimensions' pointer beside it, two cache misses fewer
-/// per decision.
+/// One snapshot of the engine's tenants, replaced whole on every change.
+///
+/// Tenants by name: a `HashTable` holding the (small, cheaply cloned) tenants inline rather
+/// than a map from a separately allocated key to a boxed value, so the lookup compares the
+/// name inline in the slot and finds the dimensions' pointer beside it. `cells` is the
+/// decision index (see the module docs).
 #[derive(Clone, Default)]
 struct TenantMap {
     table: hashbrown::HashTable<Tenant>,
+    cells: hashbrown::HashTable<Arc<DimState>>,
+    /// Dimension names by id, for comparing a cell's key.
+    names: Arc<[Arc<str>]>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -43,23 +54,56 @@ impl TenantMap {
         self.table.find(hash, |t| t.name == name)
     }
 
+    /// The cell that alone decides a check of `dimension` for `tenant`, if there is one.
+    #[inline]
+    fn cell(&self, tenant: &str, dimension: &str) -> Option<&DimState> {
+        let hash = self.hasher.hash_one((tenant, dimension));
+        self.cells
+            .find(hash, |c| {
+                c.tenant == tenant
+                    && self
+                        .names
+                        .get(c.dimension as usize)
+                        .is_some_and(|n| **n == *dimension)
+            })
+            .map(|c| &**c)
+    }
+
     fn insert(&mut self, tenant: Tenant) {
-        let hash = self.hasher.hash_one(tenant.name.as_str());
-        let hasher = |t: &Tenant| self.hasher.hash_one(t.name.as_str());
-        match self.table.entry(hash, |t| t.name == tenant.name, hasher) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = tenant,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(tenant);
+        if let Some(old) = self.remove(tenant.name.as_str()) {
+            drop(old);
+        }
+        for d in tenant.dims.iter() {
+            if let Some(cell) = d.fast_cell(tenant.suspended) {
+                let hash = self.hasher.hash_one((tenant.name.as_str(), &*d.name));
+                let hasher = &self.hasher;
+                let names = &self.names;
+                self.cells.insert_unique(hash, cell.clone(), |c| {
+                    hasher.hash_one((c.tenant.as_str(), &*names[c.dimension as usize]))
+                });
             }
         }
+        let hash = self.hasher.hash_one(tenant.name.as_str());
+        let hasher = |t: &Tenant| self.hasher.hash_one(t.name.as_str());
+        self.table.insert_unique(hash, tenant, hasher);
     }
 
     fn remove(&mut self, name: &str) -> Option<Tenant> {
         let hash = self.hasher.hash_one(name);
-        self.table
+        let tenant = self
+            .table
             .find_entry(hash, |t| t.name == name)
             .ok()
-            .map(|e| e.remove().0)
+            .map(|e| e.remove().0)?;
+        for d in tenant.dims.iter() {
+            if let Some(cell) = d.fast_cell(tenant.suspended) {
+                let hash = self.hasher.hash_one((name, &*d.name));
+                if let Ok(e) = self.cells.find_entry(hash, |c| Arc::ptr_eq(c, cell)) {
+                    e.remove();
+                }
+            }
+        }
+        Some(tenant)
     }
 
     fn values(&self) -> impl Iterator<Item = &Tenant> {
@@ -71,13 +115,42 @@ impl TenantMap {
     }
 }
 
+/// Dimension names, each with a stable id; one copy shared by all tenants.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Arc<str>, u32>,
+    list: Vec<Arc<str>>,
+    /// `list` as last published in a snapshot.
+    shared: Arc<[Arc<str>]>,
+}
+
+impl Names {
+    fn intern(&mut self, name: &str) -> (Arc<str>, u32) {
+        if let Some((n, id)) = self.ids.get_key_value(name) {
+            return (n.clone(), *id);
+        }
+        let id = u32::try_from(self.list.len()).expect("fewer than 2^32 dimension names");
+        let n: Arc<str> = Arc::from(name);
+        self.ids.insert(n.clone(), id);
+        self.list.push(n.clone());
+        (n, id)
+    }
+
+    fn shared(&mut self) -> Arc<[Arc<str>]> {
+        if self.shared.len() != self.list.len() {
+            self.shared = self.list.clone().into();
+        }
+        self.shared.clone()
+    }
+}
+
 /// The in-process quota engine. Share it as `Arc<Engine>`.
 pub struct Engine {
     clock: Arc<dyn Clock>,
     /// Dimensions every tenant has: unlimited unless its plan limits them, always metered.
     known: Box<[Arc<str>]>,
     /// Every dimension name in use, shared by all tenants (one copy, always in cache).
-    names: Mutex<HashSet<Arc<str>>>,
+    names: Mutex<Names>,
     tenants: ArcSwap<TenantMap>,
     writer: Mutex<()>,
 }
@@ -125,6 +198,24 @@ pub(crate) enum Kind {
     },
     /// No longer in the plan or the known list; kept so its usage is still reported.
     Retired,
+}
+
+impl Dimension {
+    /// How a check of this dimension can be decided from its cell alone.
+    fn fast(&self) -> Fast {
+        match (&self.kind, &self.meter) {
+            (Kind::Unlimited, Some(_)) => Fast::Unlimited,
+            (Kind::Rate(rate), Some(meter)) if rate.counts_in(meter) => Fast::Bucket(rate.bucket),
+            _ => Fast::General,
+        }
+    }
+
+    /// The cell the decision index maps this dimension to, if its checks need nothing else.
+    fn fast_cell(&self, suspended: bool) -> Option<&Arc<DimState>> {
+        (!suspended && self.fast() != Fast::General)
+            .then_some(self.meter.as_ref())
+            .flatten()
+    }
 }
 
 impl Kind {
@@ -180,9 +271,11 @@ impl Engine {
             .collect();
         known.sort();
         known.dedup();
+        let mut names = Names::default();
+        let known: Vec<Arc<str>> = known.iter().map(|k| names.intern(k).0).collect();
         Self {
             clock,
-            names: Mutex::new(known.iter().cloned().collect()),
+            names: Mutex::new(names),
             known: known.into(),
             tenants: ArcSwap::from_pointee(TenantMap::default()),
             writer: Mutex::new(()),
@@ -217,9 +310,14 @@ impl Engine {
         for (name, limits) in tenants {
             let previous = map.get(name.as_str()).cloned();
             let tenant = self.compile(&name, &limits, previous.as_ref(), now);
+            map.names = self
+                .names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .shared();
             map.insert(tenant);
         }
-        self.tenants.store(Arc::new(map));
+        self.publish(map);
         Ok(())
     }
 
@@ -229,9 +327,14 @@ impl Engine {
         let mut map = TenantMap::clone(&self.tenants.load());
         let existed = map.remove(name).is_some();
         if existed {
-            self.tenants.store(Arc::new(map));
+            self.publish(map);
         }
         existed
+    }
+
+    /// Makes `map` the snapshot every check sees from now on. Call with the writer lock.
+    fn publish(&self, map: TenantMap) {
+        self.tenants.store(Arc::new(map));
     }
 
     /// Tenant names, sorted.
@@ -253,8 +356,14 @@ impl Engine {
         previous: Option<&Tenant>,
         now: u64,
     ) -> Tenant {
+        let tenant_name = previous.map_or_else(|| smol_str::SmolStr::new(name), |t| t.name.clone());
         let old = |dim: &str| previous.and_then(|t| t.dims.iter().find(|d| &*d.name == dim));
-        let meter_of = |dim: &str| old(dim).and_then(|d| d.meter.clone()).unwrap_or_default();
+        let meter_of = |dim: &str| {
+            old(dim).and_then(|d| d.meter.clone()).unwrap_or_else(|| {
+                let (_, id) = self.intern_id(dim);
+                Arc::new(DimState::new(tenant_name.clone(), id))
+            })
+        };
         let mut dims: BTreeMap<Arc<str>, Dimension> = BTreeMap::new();
         let mut rate_names: Vec<&str> = limits.rates.iter().map(|r| r.name.as_str()).collect();
         rate_names.dedup();
@@ -352,8 +461,17 @@ impl Engine {
                 });
             }
         }
+        for d in dims.values() {
+            if let Some(meter) = &d.meter {
+                meter.set_fast(if limits.suspended {
+                    Fast::General
+                } else {
+                    d.fast()
+                });
+            }
+        }
         Tenant {
-            name: previous.map_or_else(|| smol_str::SmolStr::new(name), |t| t.name.clone()),
+            name: tenant_name,
             suspended: limits.suspended,
             dims: dims.into_values().collect::<Vec<_>>().into(),
         }
@@ -361,13 +479,14 @@ impl Engine {
 
     /// Shares the engine's copy of a known dimension name rather than allocating another.
     fn intern(&self, name: &str) -> Arc<str> {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = names.get(name) {
-            return n.clone();
-        }
-        let n: Arc<str> = Arc::from(name);
-        names.insert(n.clone());
-        n
+        self.intern_id(name).0
+    }
+
+    fn intern_id(&self, name: &str) -> (Arc<str>, u32) {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .intern(name)
     }
 
     fn tenant(&self, name: &str) -> Result<Tenant, EngineError> {
@@ -422,7 +541,15 @@ impl Engine {
         amount: u64,
     ) -> Result<Decision, EngineError> {
         Self::check_amount(amount)?;
+        // The clock first: reading it does not wait for the lookup's memory accesses.
+        let now = self.clock.now_nanos();
         let map = self.tenants.load();
+        if let Some(decision) = map
+            .cell(tenant, dimension)
+            .and_then(|cell| Self::decide_in_cell(cell, now, amount))
+        {
+            return Ok(decision);
+        }
         let t = map
             .get(tenant)
             .ok_or_else(|| EngineError::UnknownTenant(tenant.to_owned()))?;
@@ -444,6 +571,38 @@ impl Engine {
                 Ok(decision)
             }
         }
+    }
+
+    /// A check decided from the cell alone; `None` when the general path must decide. Answers
+    /// exactly what the general path would.
+    #[inline]
+    fn decide_in_cell(cell: &DimState, now: u64, amount: u64) -> Option<Decision> {
+        let fast = cell.fast();
+        if fast == Fast::General {
+            return None;
+        }
+        let Fast::Bucket(p) = fast else {
+            cell.meter.record(now, amount);
+            return Some(Decision::allowed(None, None));
+        };
+        Some(match cell.bucket.try_charge(p, now, amount) {
+            Charge::Allowed { remaining, .. } => {
+                cell.meter.record(now, amount);
+                Decision::allowed(Some(p.capacity), Some(remaining))
+            }
+            Charge::Denied {
+                current,
+                retry_after,
+            } => {
+                cell.meter.record_denied(now);
+                Decision::denied(
+                    Reason::RateLimited,
+                    p.capacity,
+                    current,
+                    retry_after.map(ceil_ms),
+                )
+            }
+        })
     }
 
     fn rate_kind(dim: &Dimension) -> Result<(), EngineError> {
@@ -853,10 +1012,11 @@ impl Engine {
                 .collect();
             for name in missing {
                 if !dims.iter().any(|d| &*d.name == name) {
+                    let (name, id) = self.intern_id(name);
                     dims.push(Dimension {
-                        name: self.intern(name),
+                        name,
                         kind: Kind::Retired,
-                        meter: Some(Arc::default()),
+                        meter: Some(Arc::new(DimState::new(current.name.clone(), id))),
                     });
                 }
             }
@@ -866,8 +1026,13 @@ impl Engine {
                 suspended: current.suspended,
                 dims: dims.into(),
             };
+            map.names = self
+                .names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .shared();
             map.insert(rebuilt.clone());
-            self.tenants.store(Arc::new(map));
+            self.publish(map);
             rebuilt
         };
         for (name, du) in &usage.dimensions {

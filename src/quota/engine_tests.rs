@@ -686,3 +686,110 @@ fn sliding_window_holds_while_the_clock_moves() {
         .total;
     assert_eq!(total, log.len() as u64);
 }
+
+/// Checks of a single token bucket or an unlimited dimension are decided from the cell alone
+/// (the decision index); every plan change must move a dimension into or out of it at once,
+/// keeping what was used.
+#[test]
+fn the_decision_index_follows_every_plan_change() {
+    let (_, e) = engine_at("2025-03-01T10:00:00Z");
+    let bucket = limits(vec![rate("requests", 10, SEC, Algorithm::TokenBucket)]);
+    e.set_tenant("acme", bucket.clone()).unwrap();
+    for left in (0..10).rev() {
+        assert_eq!(e.check("acme", "requests", 1).unwrap(), allowed(10, left));
+    }
+    assert_eq!(
+        e.check("acme", "requests", 1).unwrap(),
+        rate_limited(10, 10, Some(100))
+    );
+    // A sliding window instead: a counter of its own, so 5 fit.
+    let window = limits(vec![rate(
+        "requests",
+        5,
+        60 * SEC,
+        Algorithm::SlidingWindow,
+    )]);
+    e.set_tenant("acme", window).unwrap();
+    for left in (0..5).rev() {
+        assert_eq!(e.check("acme", "requests", 1).unwrap(), allowed(5, left));
+    }
+    assert_eq!(
+        e.check("acme", "requests", 1).unwrap(),
+        rate_limited(5, 5, Some(60_000))
+    );
+    // Back to the bucket: it still holds the 10 tokens taken, the clock has not moved.
+    e.set_tenant("acme", bucket.clone()).unwrap();
+    assert_eq!(
+        e.check("acme", "requests", 1).unwrap(),
+        rate_limited(10, 10, Some(100))
+    );
+    // Suspended, every check is refused, and the index must not answer for it.
+    let mut suspended = bucket.clone();
+    suspended.suspended = true;
+    e.set_tenant("acme", suspended).unwrap();
+    for d in ["requests", "llm-tokens"] {
+        assert_eq!(
+            e.check("acme", d, 1).unwrap().reason,
+            Some(Reason::TenantSuspended),
+            "{d}"
+        );
+    }
+    e.set_tenant("acme", bucket).unwrap();
+    // An unlimited known dimension is answered from its cell too.
+    assert_eq!(
+        e.check("acme", "llm-tokens", 7).unwrap(),
+        Decision {
+            allowed: true,
+            limit: None,
+            remaining: None,
+            retry_after_ms: Some(0),
+            reason: None,
+            current: None,
+        }
+    );
+    let stats = e.stats("acme").unwrap();
+    let requests = &stats.dimensions["requests"];
+    assert_eq!(
+        (requests.allowed, requests.denied, requests.units),
+        (15, 4, 15)
+    );
+    assert_eq!(stats.dimensions["llm-tokens"].units, 7);
+    // A dimension the tenant does not have, and a tenant that is gone.
+    assert!(matches!(
+        e.check("acme", "nope", 1),
+        Err(EngineError::UnknownDimension { .. })
+    ));
+    assert!(e.remove_tenant("acme"));
+    assert_eq!(
+        e.check("acme", "requests", 1),
+        Err(EngineError::UnknownTenant("acme".into()))
+    );
+}
+
+/// A plan change made on one thread reaches the very next check of another that already
+/// decided from the old plan.
+#[test]
+fn a_plan_change_reaches_a_thread_that_checked_before() {
+    let (_, e) = engine_at("2025-03-01T10:00:00Z");
+    let mut plan = limits(vec![rate("requests", 100, SEC, Algorithm::TokenBucket)]);
+    e.set_tenant("acme", plan.clone()).unwrap();
+    let (to_worker, worker_rx) = std::sync::mpsc::channel::<()>();
+    let (to_main, main_rx) = std::sync::mpsc::channel::<Decision>();
+    let e = &e;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..2 {
+                worker_rx.recv().unwrap();
+                to_main
+                    .send(e.check("acme", "requests", 1).unwrap())
+                    .unwrap();
+            }
+        });
+        to_worker.send(()).unwrap();
+        assert_eq!(main_rx.recv().unwrap(), allowed(100, 99));
+        plan.suspended = true;
+        e.set_tenant("acme", plan).unwrap();
+        to_worker.send(()).unwrap();
+        assert_eq!(main_rx.recv().unwrap(), Decision::suspended());
+    });
+}

@@ -1,21 +1,23 @@
 //! Metering: what each (tenant, dimension) was allowed, per UTC hour.
 //!
-//! The hot path is one compare-exchange on a 128-bit word holding the current hour, the
-//! allowed decisions and the units in it. The first charge of a new hour takes the cell's
-//! history lock once to move the finished hour into the history; readers take the same lock
-//! and so always see each hour exactly once. Denials are counted per month in one packed
-//! `AtomicU64`. History keeps the current and the previous month (the ledger persists
-//! usage into `TenantUsage` objects; older months are its business).
+//! The hot path is one `fetch_add` on a 64-bit word holding the allowed decisions and units
+//! of the current hour: no compare loop, so concurrent charges never retry. The hour itself
+//! sits beside the word and changes only under the cell's history lock, taken by the first
+//! charge of a new hour (to move the finished hour into the history), by a word that has
+//! filled half of either of its fields, and by readers; so readers always see each hour
+//! exactly once. A charge racing the first charge of a new hour by nanoseconds may be
+//! counted in the new hour; totals are never lost. Denials are counted per month in one
+//! packed `AtomicU64`. History keeps the current and the previous month (the ledger
+//! persists usage into `TenantUsage` objects; older months are its business).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use portable_atomic::AtomicU128;
 use serde::{Deserialize, Serialize};
 
 use super::clock::NANOS_PER_HOUR;
@@ -159,12 +161,20 @@ impl HourUsage {
     }
 }
 
-fn pack(hour: u32, decisions: u32, units: u64) -> u128 {
-    (u128::from(hour) << 96) | (u128::from(decisions) << 64) | u128::from(units)
-}
+/// The hot word: allowed decisions in the high 20 bits, units in the low 44.
+const UNIT_BITS: u32 = 44;
+const UNIT_MASK: u64 = (1 << UNIT_BITS) - 1;
+const ONE_DECISION: u64 = 1 << UNIT_BITS;
+/// Set in the word once either field is half full: the adder that sees it drains the word
+/// into the history. Every adder after the first to set it drains before adding again, so
+/// the other half absorbs at most one add per concurrent thread (2^43 units at most
+/// `FAST_UNITS` each, 2^19 decisions at most one each).
+const HALF_FULL: u64 = (1 << 63) | (1 << (UNIT_BITS - 1));
+/// Larger charges go straight into the history under the lock.
+const FAST_UNITS: u64 = 1 << 32;
 
-fn unpack(word: u128) -> (u32, u32, u64) {
-    ((word >> 96) as u32, (word >> 64) as u32, word as u64)
+fn unpack(word: u64) -> (u32, u64) {
+    ((word >> UNIT_BITS) as u32, word & UNIT_MASK)
 }
 
 const DENIED_BITS: u32 = 48;
@@ -256,11 +266,13 @@ impl History {
     }
 }
 
-/// Per (tenant, dimension) metering state: 16 + 8 bytes hot, the history behind a lock.
+/// Per (tenant, dimension) metering state: 12 bytes hot, the history behind a lock.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
-    /// (hour since epoch: u32, allowed decisions in it: u32, units in it: u64).
-    hot: AtomicU128,
+    /// Allowed decisions and units counted in `hour` and not yet in the history.
+    hot: AtomicU64,
+    /// The hour (since the epoch) `hot` counts in; changed only under the history lock.
+    hour: AtomicU32,
     /// (month index: 16 bits, denied decisions in it: 48 bits).
     denied: AtomicU64,
     /// Made on the first finished hour or denial, so an idle cell costs 8 bytes here.
@@ -281,44 +293,59 @@ impl Meter {
     #[inline]
     pub fn record(&self, now: u64, units: u64) {
         let hour = (now / NANOS_PER_HOUR) as u32;
-        let word = self.hot.load(Ordering::Acquire);
-        let (h, d, u) = unpack(word);
-        if h >= hour
-            && d < u32::MAX
-            && let Some(u) = u.checked_add(units)
-            && self
-                .hot
-                .compare_exchange(word, pack(h, d + 1, u), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
+        // A clock stepped back counts into the later hour already open.
+        if units <= FAST_UNITS && self.hour.load(Ordering::Acquire) >= hour {
+            let before = self.hot.fetch_add(ONE_DECISION | units, Ordering::AcqRel);
+            if before & HALF_FULL != 0 {
+                self.drain();
+            }
             return;
         }
         self.record_slow(hour, units);
     }
 
+    /// Moves the hot word into the history of its hour.
+    #[cold]
+    fn drain(&self) {
+        let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        self.drain_locked(&mut guard);
+    }
+
+    fn drain_locked(&self, guard: &mut Option<Box<History>>) {
+        let (d, u) = unpack(self.hot.swap(0, Ordering::AcqRel));
+        if d > 0 || u > 0 {
+            let hour = self.hour.load(Ordering::Acquire);
+            guard
+                .get_or_insert_with(Box::default)
+                .absorb_hour(hour, d, u);
+        }
+    }
+
+    /// The first charge of a new hour, or one too large for the hot word.
     #[cold]
     fn record_slow(&self, hour: u32, units: u64) {
         let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        let mut word = self.hot.load(Ordering::Acquire);
-        loop {
-            let (h, d, u) = unpack(word);
-            let (next, finished) = match u.checked_add(units) {
-                Some(u) if h >= hour && d < u32::MAX => (pack(h, d + 1, u), None),
-                _ => (pack(h.max(hour), 1, units), Some((h, d, u))),
-            };
-            match self
-                .hot
-                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if let Some((h, d, u)) = finished.filter(|(_, d, u)| *d > 0 || *u > 0) {
-                        guard.get_or_insert_with(Box::default).absorb_hour(h, d, u);
-                    }
-                    return;
-                }
-                Err(actual) => word = actual,
-            }
+        if hour > self.hour.load(Ordering::Acquire) {
+            self.drain_locked(&mut guard);
+            self.hour.store(hour, Ordering::Release);
         }
+        if units > FAST_UNITS {
+            let hour = self.hour.load(Ordering::Acquire);
+            guard
+                .get_or_insert_with(Box::default)
+                .absorb_hour(hour, 1, units);
+            return;
+        }
+        let before = self.hot.fetch_add(ONE_DECISION | units, Ordering::AcqRel);
+        if before & HALF_FULL != 0 {
+            self.drain_locked(&mut guard);
+        }
+    }
+
+    /// The hot word's hour, decisions and units; call with the history lock held.
+    fn hot(&self) -> (u32, u32, u64) {
+        let (d, u) = unpack(self.hot.load(Ordering::Acquire));
+        (self.hour.load(Ordering::Acquire), d, u)
     }
 
     /// Counts one denied decision.
@@ -347,7 +374,7 @@ impl Meter {
     pub fn usage(&self, period: Period) -> DimensionUsage {
         let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let history = guard.as_deref().unwrap_or(&EMPTY);
-        let (h, _, u) = unpack(self.hot.load(Ordering::Acquire));
+        let (h, _, u) = self.hot();
         let mut hours: BTreeMap<u32, u64> = history
             .hours
             .iter()
@@ -396,7 +423,7 @@ impl Meter {
         let hour = (now / NANOS_PER_HOUR) as u32;
         let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let history = guard.as_deref().unwrap_or(&EMPTY);
-        let (h, d, u) = unpack(self.hot.load(Ordering::Acquire));
+        let (h, d, u) = self.hot();
         let denied_word = self.denied.load(Ordering::Acquire);
         let month = history.months.iter().find(|m| m.period == Some(period));
         let mut allowed = month.map_or(0, |m| m.allowed);
@@ -445,7 +472,7 @@ impl Meter {
     pub fn lifetime(&self) -> (u64, u64) {
         let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let history = guard.as_deref().unwrap_or(&EMPTY);
-        let (_, d, _) = unpack(self.hot.load(Ordering::Acquire));
+        let (_, d, _) = self.hot();
         let denied = self.denied.load(Ordering::Acquire) & ((1 << DENIED_BITS) - 1);
         let months = history.months.iter();
         let (a, n) = months.fold((0, 0), |(a, n), m| (a + m.allowed, n + m.denied));
@@ -535,5 +562,52 @@ mod tests {
         assert_eq!(u.total, 43);
         assert_eq!(u.hours.len(), 1);
         assert_eq!(u.hours[0].units, 43);
+    }
+
+    #[test]
+    fn a_half_full_word_drains_and_large_charges_go_to_the_history() {
+        let m = Meter::default();
+        let at = ts("2025-03-02T10:15:00Z");
+        // Past half of the 20-bit decision field: drained on the way, nothing lost.
+        let decisions = (1u64 << 19) + 3;
+        for _ in 0..decisions {
+            m.record(at, 1);
+        }
+        // Past half of the 44-bit unit field, by charges at the fast path's maximum.
+        for _ in 0..(1u64 << 11) + 1 {
+            m.record(at, FAST_UNITS);
+        }
+        // Larger than the fast path takes.
+        m.record(at, FAST_UNITS + 1);
+        m.record(at, 1 << 50);
+        let units = decisions + ((1 << 11) + 1) * FAST_UNITS + FAST_UNITS + 1 + (1 << 50);
+        let u = m.usage("2025-03".parse().unwrap());
+        assert_eq!(u.total, units);
+        assert_eq!(u.hours.len(), 1);
+        assert_eq!(u.hours[0].units, units);
+        let all = decisions + (1 << 11) + 1 + 2;
+        assert_eq!(m.lifetime(), (all, 0));
+        assert_eq!(m.stats(at).allowed, all);
+    }
+
+    #[test]
+    fn concurrent_records_are_all_counted_in_their_hour() {
+        let m = Meter::default();
+        let ten = ts("2025-03-02T10:00:00Z");
+        let eleven = ts("2025-03-02T11:00:00Z");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..100_000u64 {
+                        m.record(ten + i, 3);
+                    }
+                });
+            }
+        });
+        m.record(eleven, 5);
+        let u = m.usage("2025-03".parse().unwrap());
+        let hours: Vec<_> = u.hours.iter().map(|h| h.units).collect();
+        assert_eq!(hours, [1_200_000, 5]);
+        assert_eq!(m.lifetime(), (400_001, 0));
     }
 }
