@@ -653,6 +653,17 @@ async fn the_quota_engine_authenticates_meters_and_survives_a_restart() {
     assert_eq!(body["remaining"], 95);
     let (status, _) = engine_call(port, "POST", "/v1/tenants/beta/check", &token, check(1)).await;
     assert_eq!(status, 403);
+    // A namespace labelled for alpha by someone else is not alpha's: alpha's status does not
+    // list it, so its workloads speak for nobody.
+    apply(
+        &c.client,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: rogue\n  labels: {landlord.dev/tenant: alpha}\n",
+    )
+    .await;
+    let rogue = service_account_token(&c.client, "rogue", "worker").await;
+    let (status, body) =
+        engine_call(port, "POST", "/v1/tenants/alpha/check", &rogue, check(1)).await;
+    assert_eq!(status, 403, "{body}");
     let (status, _) = engine_call(
         port,
         "POST",

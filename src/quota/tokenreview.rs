@@ -1,6 +1,8 @@
 //! Callers of the quota API authenticate with their Kubernetes ServiceAccount token, verified
 //! by a TokenReview. The caller's namespace maps to its tenant through the namespace's
-//! `landlord.dev/tenant` label. Answers are cached so the hot path rarely leaves the process.
+//! `landlord.dev/tenant` label, and only if that tenant's status (which only the operator
+//! writes) lists the namespace: anyone allowed to create and label a namespace could otherwise
+//! speak for any tenant. Answers are cached so the hot path rarely leaves the process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,7 +15,7 @@ use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::{AuthError, Authenticator, Caller};
-use crate::api::TENANT_LABEL;
+use crate::api::{TENANT_LABEL, Tenant};
 
 /// How long a verified token is trusted before it is reviewed again.
 const TTL: Duration = Duration::from_secs(60);
@@ -65,14 +67,7 @@ impl TokenReviewer {
             .as_ref()
             .is_some_and(|g| user.groups.iter().flatten().any(|x| x == g));
         let tenant = match service_account_namespace(&username) {
-            Some(ns) => {
-                let namespaces: Api<Namespace> = Api::all(self.client.clone());
-                let found = namespaces
-                    .get_opt(ns)
-                    .await
-                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-                found.and_then(|n| n.labels().get(TENANT_LABEL).cloned())
-            }
+            Some(ns) => self.tenant_of(ns).await?,
             None => None,
         };
         Ok(Caller {
@@ -81,6 +76,35 @@ impl TokenReviewer {
             username,
         })
     }
+}
+
+impl TokenReviewer {
+    /// The tenant a namespace belongs to: named by its label and confirmed by the tenant.
+    async fn tenant_of(&self, namespace: &str) -> Result<Option<String>, AuthError> {
+        let unavailable = |e: kube::Error| AuthError::Unavailable(e.to_string());
+        let found = Api::<Namespace>::all(self.client.clone())
+            .get_opt(namespace)
+            .await
+            .map_err(unavailable)?;
+        let Some(claimed) = found.and_then(|n| n.labels().get(TENANT_LABEL).cloned()) else {
+            return Ok(None);
+        };
+        let tenant = Api::<Tenant>::all(self.client.clone())
+            .get_opt(&claimed)
+            .await
+            .map_err(unavailable)?;
+        Ok(tenant
+            .is_some_and(|t| lists(&t, namespace))
+            .then_some(claimed))
+    }
+}
+
+/// Whether the tenant's status names the namespace as one it was given.
+fn lists(tenant: &Tenant, namespace: &str) -> bool {
+    tenant
+        .status
+        .as_ref()
+        .is_some_and(|s| s.namespaces.iter().any(|n| n == namespace))
 }
 
 /// `system:serviceaccount:<namespace>:<name>` → `<namespace>`.
@@ -94,7 +118,10 @@ pub fn service_account_namespace(username: &str) -> Option<&str> {
 impl Authenticator for TokenReviewer {
     async fn authenticate(&self, bearer: &str) -> Result<Caller, AuthError> {
         if let Some((answer, at)) = self.cache.lock().expect("not poisoned").get(bearer) {
-            let ttl = if answer.is_ok() { TTL } else { NEGATIVE_TTL };
+            // A caller without a tenant may be in a namespace the operator is provisioning
+            // right now: asked again soon, like a refusal.
+            let settled = answer.as_ref().is_ok_and(|c| c.tenant.is_some() || c.admin);
+            let ttl = if settled { TTL } else { NEGATIVE_TTL };
             if at.elapsed() < ttl {
                 return answer.clone();
             }
@@ -114,6 +141,16 @@ impl Authenticator for TokenReviewer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_namespaces_in_the_tenants_status_count() {
+        let mut t = Tenant::new("acme", serde_json::from_str("{}").unwrap());
+        assert!(!lists(&t, "acme-app"), "no status yet");
+        t.status =
+            Some(serde_json::from_value(serde_json::json!({"namespaces": ["acme-app"]})).unwrap());
+        assert!(lists(&t, "acme-app"));
+        assert!(!lists(&t, "acme-rogue"));
+    }
 
     #[test]
     fn service_account_usernames_name_their_namespace() {
