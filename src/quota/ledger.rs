@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{DimensionUsage as EngineUsage, Engine, Period, Pricing, Usage};
+use super::{DimensionUsage as EngineUsage, Engine, Period, Pricing, TenantLimits, Usage};
 use crate::api::{
     self, CostStatus, DimensionUsage, RateStatus, TenantUsage, TenantUsageSpec, TenantUsageStatus,
 };
@@ -88,7 +88,22 @@ impl Metering {
         plan: &api::TenantQuotaSpec,
         suspended: bool,
     ) -> Result<(), String> {
-        let limits = super::plan::limits(plan, suspended)?;
+        let limits = match super::plan::limits(plan, suspended) {
+            Ok(limits) => limits,
+            // A plan the engine cannot take keeps the limits it had, but a suspension must
+            // still reach it: a suspended tenant is denied everything whatever its limits.
+            Err(problem) if suspended => {
+                let everything_denied = TenantLimits {
+                    suspended: true,
+                    ..TenantLimits::default()
+                };
+                self.engine
+                    .set_tenant(tenant, everything_denied)
+                    .map_err(|e| format!("{problem}; suspending: {e}"))?;
+                return Err(problem);
+            }
+            Err(problem) => return Err(problem),
+        };
         let loaded = self
             .tenants
             .lock()
@@ -491,6 +506,39 @@ async fn flush(
 mod tests {
     use super::*;
     use crate::quota::ManualClock;
+
+    /// A plan the engine cannot take leaves the limits as they were, but never lets a
+    /// suspended tenant through.
+    #[tokio::test]
+    async fn a_suspension_reaches_the_engine_even_with_a_plan_it_cannot_take() {
+        let server = kube_test::ApiServer::start().await.unwrap();
+        let clock = Arc::new(ManualClock::at_rfc3339("2026-10-10T10:00:00Z"));
+        let engine = Arc::new(Engine::with_clock(clock.clone(), ["api-calls"]));
+        let metering = Metering::new(engine.clone(), server.client().await.unwrap());
+        let good: api::TenantQuotaSpec =
+            serde_saphyr::from_str("rates: [{name: api-calls, limit: 10, per: 1m}]").unwrap();
+        let bad: api::TenantQuotaSpec =
+            serde_saphyr::from_str("rates: [{name: api-calls, limit: 10, per: soon}]").unwrap();
+        metering.set_tenant("acme", &good, false).await.unwrap();
+        assert_eq!(
+            engine.check("acme", "api-calls", 4).unwrap().remaining,
+            Some(6)
+        );
+        let refused = metering.set_tenant("acme", &bad, false).await.unwrap_err();
+        assert_eq!(refused, "rate api-calls: `soon` is not a duration");
+        assert_eq!(
+            engine.check("acme", "api-calls", 1).unwrap().remaining,
+            Some(5)
+        );
+        assert!(metering.set_tenant("acme", &bad, true).await.is_err());
+        let d = engine.check("acme", "api-calls", 1).unwrap();
+        assert_eq!(
+            (d.allowed, d.reason),
+            (false, Some(crate::quota::Reason::TenantSuspended))
+        );
+        metering.set_tenant("acme", &good, false).await.unwrap();
+        assert!(engine.check("acme", "api-calls", 1).unwrap().allowed);
+    }
 
     /// The month that just ended stays readable for its final flush, and the new month starts
     /// from zero; usage is reloaded only once per tenant.
