@@ -3,7 +3,8 @@
 //!
 //! With `interval` nanoseconds per token and `capacity` tokens, the bucket is full when
 //! `tat <= now`; taking `n` moves `tat` to `max(tat, now) + n * interval` and is allowed while
-//! `tat - now <= capacity * interval`. Arithmetic is in `u128`, so huge amounts cannot wrap.
+//! `tat - now <= capacity * interval`. Arithmetic is in `u64` when every product fits (any
+//! realistic plan) and in `u128` otherwise, so huge amounts cannot wrap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,7 +1,7 @@
 //! One rate limit's parameters and counting state, whatever the algorithm.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use smol_str::SmolStr;
 
@@ -14,7 +14,7 @@ use super::window::{FixedWindow, SlidingWindow};
 /// and what the engine's decision index needs to answer a check from this cell alone.
 ///
 /// The first token bucket of a dimension (the usual plan: one per dimension) counts in
-/// `bucket` here, so a check touches a single block for the key, the limit and the meter;
+/// `bucket` here, so a check touches one allocation for the key, the limit and the meter;
 /// further buckets of the same dimension get a `DimState` of their own and leave its meter
 /// unused.
 #[derive(Debug)]
@@ -25,7 +25,8 @@ pub(crate) struct DimState {
     pub tenant: SmolStr,
     /// The dimension's id in the engine's interned names.
     pub dimension: u32,
-    /// [`Fast`] as a tag and the bucket's parameters; set on each plan change.
+    /// [`Fast`] as a tag in the low two bits under a version in the rest (a seqlock: the
+    /// parameters are two words, and a check must never mix an old one with a new one).
     mode: AtomicU32,
     interval: AtomicU64,
     capacity: AtomicU64,
@@ -43,6 +44,7 @@ pub(crate) enum Fast {
     Bucket(BucketParams),
 }
 
+const TAG: u32 = 0b11;
 const GENERAL: u32 = 0;
 const UNLIMITED: u32 = 1;
 const BUCKET: u32 = 2;
@@ -66,30 +68,47 @@ impl DimState {
         }
     }
 
+    /// How a check is decided now. A check racing a change of the parameters is sent to the
+    /// general path, which decides from its own snapshot's plan.
     #[inline]
     pub fn fast(&self) -> Fast {
-        match self.mode.load(Ordering::Acquire) {
+        let seq = self.mode.load(Ordering::Acquire);
+        match seq & TAG {
             UNLIMITED => Fast::Unlimited,
-            BUCKET => Fast::Bucket(BucketParams {
-                interval: self.interval.load(Ordering::Relaxed),
-                capacity: self.capacity.load(Ordering::Relaxed),
-            }),
+            BUCKET => {
+                let p = BucketParams {
+                    interval: self.interval.load(Ordering::Relaxed),
+                    capacity: self.capacity.load(Ordering::Relaxed),
+                };
+                fence(Ordering::Acquire);
+                if self.mode.load(Ordering::Relaxed) == seq {
+                    Fast::Bucket(p)
+                } else {
+                    Fast::General
+                }
+            }
             _ => Fast::General,
         }
     }
 
-    /// Publishes how this cell is decided from now on. A check racing a change of a bucket's
-    /// parameters may read the new interval with the old capacity, for that one decision.
+    /// Publishes how this cell is decided from now on. Called only under the engine's writer
+    /// lock, so there is one writer at a time.
     pub fn set_fast(&self, fast: Fast) {
-        match fast {
-            Fast::General => self.mode.store(GENERAL, Ordering::Release),
-            Fast::Unlimited => self.mode.store(UNLIMITED, Ordering::Release),
+        let version = (self.mode.load(Ordering::Relaxed) | TAG).wrapping_add(1);
+        let tag = match fast {
+            Fast::General => GENERAL,
+            Fast::Unlimited => UNLIMITED,
             Fast::Bucket(p) => {
+                // Readers see General while the two words change.
+                self.mode.store(version | GENERAL, Ordering::Relaxed);
+                fence(Ordering::Release);
                 self.interval.store(p.interval, Ordering::Relaxed);
                 self.capacity.store(p.capacity, Ordering::Relaxed);
-                self.mode.store(BUCKET, Ordering::Release);
+                BUCKET
             }
-        }
+        };
+        let version = (version | TAG).wrapping_add(1);
+        self.mode.store(version | tag, Ordering::Release);
     }
 }
 
@@ -221,5 +240,59 @@ impl Rate {
             Counter::Sliding(w) => w.used(self.width(), now),
             Counter::Fixed(w) => w.used(self.per_nanos, now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check racing plan changes sees one plan's parameters or the general path, never an
+    /// interval of one plan with the capacity of another.
+    #[test]
+    fn parameters_are_never_read_torn() {
+        let a = BucketParams {
+            interval: 1,
+            capacity: 1_000,
+        };
+        let b = BucketParams {
+            interval: 1_000,
+            capacity: 1,
+        };
+        let cell = DimState::default();
+        assert_eq!(cell.fast(), Fast::General);
+        cell.set_fast(Fast::Bucket(a));
+        assert_eq!(cell.fast(), Fast::Bucket(a));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut seen = [0u64; 3];
+                        while !done.load(Ordering::Relaxed) {
+                            match cell.fast() {
+                                Fast::Bucket(p) if p == a => seen[0] += 1,
+                                Fast::Bucket(p) if p == b => seen[1] += 1,
+                                Fast::General => seen[2] += 1,
+                                other => panic!("torn read: {other:?}"),
+                            }
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            for i in 0..200_000 {
+                cell.set_fast(Fast::Bucket(if i % 2 == 0 { b } else { a }));
+            }
+            done.store(true, Ordering::Relaxed);
+            for r in readers {
+                let seen = r.join().unwrap();
+                assert!(seen.iter().sum::<u64>() > 0);
+            }
+        });
+        cell.set_fast(Fast::Unlimited);
+        assert_eq!(cell.fast(), Fast::Unlimited);
+        cell.set_fast(Fast::General);
+        assert_eq!(cell.fast(), Fast::General);
     }
 }

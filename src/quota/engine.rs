@@ -14,8 +14,9 @@
 //! The decision index: the same snapshot also maps each (tenant, dimension) whose check needs
 //! nothing but its own cell (one token bucket, or no limit) straight to that cell, which holds
 //! its key, the bucket's parameters, the bucket and the meter. Such a check (the common
-//! one) reads one 8-byte slot and one cell instead of a tenant, its dimension list and then
-//! the cell; everything else takes the general path through the tenant.
+//! one) reads one 8-byte slot and the cell (and the shared, always cached, dimension names)
+//! instead of a tenant, its dimension list and then the cell; everything else takes the
+//! general path through the tenant.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -321,6 +322,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Suspends or resumes a tenant without touching its limits or counters (for a plan the
+    /// engine cannot take: the old limits stay, the suspension must not wait). False if the
+    /// tenant is unknown.
+    pub fn set_suspended(&self, name: &str, suspended: bool) -> bool {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = TenantMap::clone(&self.tenants.load());
+        let Some(current) = map.get(name).cloned() else {
+            return false;
+        };
+        if current.suspended == suspended {
+            return true;
+        }
+        for d in current.dims.iter() {
+            if let Some(meter) = &d.meter {
+                meter.set_fast(if suspended { Fast::General } else { d.fast() });
+            }
+        }
+        map.insert(Tenant {
+            suspended,
+            ..current
+        });
+        self.publish(map);
+        true
+    }
+
     /// Forgets a tenant and its unflushed usage; true if it existed.
     pub fn remove_tenant(&self, name: &str) -> bool {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -555,7 +581,6 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownTenant(tenant.to_owned()))?;
         let dim = Self::dimension(t, dimension)?;
         Self::rate_kind(dim)?;
-        let now = self.clock.now_nanos();
         let meter = dim.meter.as_deref().expect("rate dimensions are metered");
         if t.suspended {
             meter.record_denied(now);

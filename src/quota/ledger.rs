@@ -90,19 +90,20 @@ impl Metering {
     ) -> Result<(), String> {
         let limits = match super::plan::limits(plan, suspended) {
             Ok(limits) => limits,
-            // A plan the engine cannot take keeps the limits it had, but a suspension must
-            // still reach it: a suspended tenant is denied everything whatever its limits.
-            Err(problem) if suspended => {
-                let everything_denied = TenantLimits {
-                    suspended: true,
-                    ..TenantLimits::default()
-                };
-                self.engine
-                    .set_tenant(tenant, everything_denied)
-                    .map_err(|e| format!("{problem}; suspending: {e}"))?;
+            // A plan the engine cannot take keeps the limits and counters it had, but a
+            // suspension or a resumption must still reach it.
+            Err(problem) => {
+                if !self.engine.set_suspended(tenant, suspended) && suspended {
+                    let everything_denied = TenantLimits {
+                        suspended: true,
+                        ..TenantLimits::default()
+                    };
+                    self.engine
+                        .set_tenant(tenant, everything_denied)
+                        .map_err(|e| format!("{problem}; suspending: {e}"))?;
+                }
                 return Err(problem);
             }
-            Err(problem) => return Err(problem),
         };
         let loaded = self
             .tenants
@@ -515,8 +516,10 @@ mod tests {
         let clock = Arc::new(ManualClock::at_rfc3339("2026-10-10T10:00:00Z"));
         let engine = Arc::new(Engine::with_clock(clock.clone(), ["api-calls"]));
         let metering = Metering::new(engine.clone(), server.client().await.unwrap());
-        let good: api::TenantQuotaSpec =
-            serde_saphyr::from_str("rates: [{name: api-calls, limit: 10, per: 1m}]").unwrap();
+        let good: api::TenantQuotaSpec = serde_saphyr::from_str(
+            "rates: [{name: api-calls, limit: 10, per: 1m}, {name: llm-tokens, limit: 5, per: 1m, algorithm: SlidingWindow}]\nconcurrency: [{name: jobs, limit: 1}]",
+        )
+        .unwrap();
         let bad: api::TenantQuotaSpec =
             serde_saphyr::from_str("rates: [{name: api-calls, limit: 10, per: soon}]").unwrap();
         metering.set_tenant("acme", &good, false).await.unwrap();
@@ -524,20 +527,44 @@ mod tests {
             engine.check("acme", "api-calls", 4).unwrap().remaining,
             Some(6)
         );
+        assert_eq!(
+            engine.check("acme", "llm-tokens", 2).unwrap().remaining,
+            Some(3)
+        );
+        assert!(engine.acquire("acme", "jobs").unwrap().decision.allowed);
         let refused = metering.set_tenant("acme", &bad, false).await.unwrap_err();
         assert_eq!(refused, "rate api-calls: `soon` is not a duration");
         assert_eq!(
             engine.check("acme", "api-calls", 1).unwrap().remaining,
             Some(5)
         );
+        // Suspended with the bad plan: every dimension of the old plan says so.
         assert!(metering.set_tenant("acme", &bad, true).await.is_err());
-        let d = engine.check("acme", "api-calls", 1).unwrap();
+        for d in ["api-calls", "llm-tokens"] {
+            let decision = engine.check("acme", d, 1).unwrap();
+            assert_eq!(
+                (decision.allowed, decision.reason),
+                (false, Some(crate::quota::Reason::TenantSuspended)),
+                "{d}"
+            );
+        }
+        // Resumed, still with the bad plan: the old limits and what was used are all there.
+        assert!(metering.set_tenant("acme", &bad, false).await.is_err());
         assert_eq!(
-            (d.allowed, d.reason),
-            (false, Some(crate::quota::Reason::TenantSuspended))
+            engine.check("acme", "api-calls", 1).unwrap().remaining,
+            Some(4)
         );
-        metering.set_tenant("acme", &good, false).await.unwrap();
-        assert!(engine.check("acme", "api-calls", 1).unwrap().allowed);
+        assert_eq!(
+            engine.check("acme", "llm-tokens", 1).unwrap().remaining,
+            Some(2)
+        );
+        assert!(!engine.acquire("acme", "jobs").unwrap().decision.allowed);
+        // A tenant first seen suspended with a bad plan is denied everything.
+        assert!(metering.set_tenant("newco", &bad, true).await.is_err());
+        assert_eq!(
+            engine.check("newco", "api-calls", 1).unwrap().reason,
+            Some(crate::quota::Reason::TenantSuspended)
+        );
     }
 
     /// The month that just ended stays readable for its final flush, and the new month starts

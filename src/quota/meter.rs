@@ -165,10 +165,10 @@ impl HourUsage {
 const UNIT_BITS: u32 = 44;
 const UNIT_MASK: u64 = (1 << UNIT_BITS) - 1;
 const ONE_DECISION: u64 = 1 << UNIT_BITS;
-/// Set in the word once either field is half full: the adder that sees it drains the word
-/// into the history. Every adder after the first to set it drains before adding again, so
-/// the other half absorbs at most one add per concurrent thread (2^43 units at most
-/// `FAST_UNITS` each, 2^19 decisions at most one each).
+/// Set in the word once either field is half full: an adder that sees it (in the value before
+/// its own add) drains the word into the history right after that add, so before its next
+/// one. Until the drain, the other half absorbs at most one add per concurrent thread (2^43
+/// units, at most `FAST_UNITS` each; 2^19 decisions, one each).
 const HALF_FULL: u64 = (1 << 63) | (1 << (UNIT_BITS - 1));
 /// Larger charges go straight into the history under the lock.
 const FAST_UNITS: u64 = 1 << 32;
@@ -204,7 +204,8 @@ static EMPTY: History = History {
 
 #[derive(Debug, Default)]
 struct History {
-    /// Finished hours (hours since the epoch, units), ascending.
+    /// Hours moved out of the hot word (hours since the epoch, units), ascending: finished
+    /// hours, and parts of the current one (drained at half-full, or too large for the word).
     hours: Vec<(u32, u64)>,
     /// Allowed and denied decisions of the current and previous month.
     months: [MonthTotals; 2],
@@ -266,7 +267,7 @@ impl History {
     }
 }
 
-/// Per (tenant, dimension) metering state: 12 bytes hot, the history behind a lock.
+/// Per (tenant, dimension) metering state: 20 bytes hot, the history behind a lock.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
     /// Allowed decisions and units counted in `hour` and not yet in the history.

@@ -16,6 +16,7 @@ use kube::{Client, ResourceExt};
 
 use super::{AuthError, Authenticator, Caller};
 use crate::api::{TENANT_LABEL, Tenant};
+use crate::reconcile::observe::is_ours;
 
 /// How long a verified token is trusted before it is reviewed again.
 const TTL: Duration = Duration::from_secs(60);
@@ -86,7 +87,12 @@ impl TokenReviewer {
             .get_opt(namespace)
             .await
             .map_err(unavailable)?;
-        let Some(claimed) = found.and_then(|n| n.labels().get(TENANT_LABEL).cloned()) else {
+        // Also made by Landlord for that tenant (named for it, applied by the operator), so a
+        // namespace recreated under a listed name by someone else does not pass.
+        let Some(claimed) = found.and_then(|n| {
+            let claimed = n.labels().get(TENANT_LABEL)?.clone();
+            is_ours(&n, &claimed).then_some(claimed)
+        }) else {
             return Ok(None);
         };
         let tenant = Api::<Tenant>::all(self.client.clone())
