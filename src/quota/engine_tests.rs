@@ -45,6 +45,18 @@ fn allowed(limit: u64, remaining: u64) -> Decision {
     }
 }
 
+/// What a dimension without a limit answers.
+fn unlimited() -> Decision {
+    Decision {
+        allowed: true,
+        limit: None,
+        remaining: None,
+        retry_after_ms: Some(0),
+        reason: None,
+        current: None,
+    }
+}
+
 fn rate_limited(limit: u64, current: u64, retry_after_ms: Option<u64>) -> Decision {
     Decision {
         allowed: false,
@@ -204,15 +216,10 @@ fn plan_change_mid_window_keeps_what_was_used() {
 fn unlimited_known_dimension_is_metered() {
     let (clock, e) = engine_at("2025-03-31T23:30:00Z");
     e.set_tenant("acme", TenantLimits::default()).unwrap();
-    let unlimited = Decision {
-        allowed: true,
-        limit: None,
-        remaining: None,
-        retry_after_ms: Some(0),
-        reason: None,
-        current: None,
-    };
-    assert_eq!(e.check("acme", "egress-bytes", 1 << 40).unwrap(), unlimited);
+    assert_eq!(
+        e.check("acme", "egress-bytes", 1 << 40).unwrap(),
+        unlimited()
+    );
     clock.advance(40 * 60 * SEC);
     e.check("acme", "egress-bytes", 5).unwrap();
     e.check("acme", "egress-bytes", 7).unwrap();
@@ -736,17 +743,7 @@ fn the_decision_index_follows_every_plan_change() {
     }
     e.set_tenant("acme", bucket).unwrap();
     // An unlimited known dimension is answered from its cell too.
-    assert_eq!(
-        e.check("acme", "llm-tokens", 7).unwrap(),
-        Decision {
-            allowed: true,
-            limit: None,
-            remaining: None,
-            retry_after_ms: Some(0),
-            reason: None,
-            current: None,
-        }
-    );
+    assert_eq!(e.check("acme", "llm-tokens", 7).unwrap(), unlimited());
     let stats = e.stats("acme").unwrap();
     let requests = &stats.dimensions["requests"];
     assert_eq!(

@@ -508,14 +508,28 @@ mod tests {
     use super::*;
     use crate::quota::ManualClock;
 
+    /// An engine on a manual clock with its metering against a fresh kube-test (kept alive
+    /// by the returned server).
+    async fn metering_at(
+        at: &str,
+    ) -> (
+        kube_test::RunningServer,
+        Arc<ManualClock>,
+        Arc<Engine>,
+        Metering,
+    ) {
+        let server = kube_test::ApiServer::start().await.unwrap();
+        let clock = Arc::new(ManualClock::at_rfc3339(at));
+        let engine = Arc::new(Engine::with_clock(clock.clone(), ["api-calls"]));
+        let metering = Metering::new(engine.clone(), server.client().await.unwrap());
+        (server, clock, engine, metering)
+    }
+
     /// A plan the engine cannot take leaves the limits as they were, but never lets a
     /// suspended tenant through.
     #[tokio::test]
     async fn a_suspension_reaches_the_engine_even_with_a_plan_it_cannot_take() {
-        let server = kube_test::ApiServer::start().await.unwrap();
-        let clock = Arc::new(ManualClock::at_rfc3339("2026-10-10T10:00:00Z"));
-        let engine = Arc::new(Engine::with_clock(clock.clone(), ["api-calls"]));
-        let metering = Metering::new(engine.clone(), server.client().await.unwrap());
+        let (_server, _, engine, metering) = metering_at("2026-10-10T10:00:00Z").await;
         let good: api::TenantQuotaSpec = serde_saphyr::from_str(
             "rates: [{name: api-calls, limit: 10, per: 1m}, {name: llm-tokens, limit: 5, per: 1m, algorithm: SlidingWindow}]\nconcurrency: [{name: jobs, limit: 1}]",
         )
@@ -571,10 +585,7 @@ mod tests {
     /// from zero; usage is reloaded only once per tenant.
     #[tokio::test]
     async fn a_new_month_starts_at_zero_and_the_old_one_stays_for_its_final_flush() {
-        let server = kube_test::ApiServer::start().await.unwrap();
-        let clock = Arc::new(ManualClock::at_rfc3339("2026-10-31T23:59:00Z"));
-        let engine = Arc::new(Engine::with_clock(clock.clone(), ["api-calls"]));
-        let metering = Metering::new(engine.clone(), server.client().await.unwrap());
+        let (_server, clock, engine, metering) = metering_at("2026-10-31T23:59:00Z").await;
         let plan: api::TenantQuotaSpec = serde_saphyr::from_str(
             "pricing: {currency: EUR, items: [{dimension: api-calls, unit: 1, price: '0.5'}]}",
         )
