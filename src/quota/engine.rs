@@ -71,9 +71,7 @@ impl TenantMap {
     }
 
     fn insert(&mut self, tenant: Tenant) {
-        if let Some(old) = self.remove(tenant.name.as_str()) {
-            drop(old);
-        }
+        self.remove(tenant.name.as_str());
         for d in tenant.dims.iter() {
             if let Some(cell) = d.fast_cell(tenant.suspended) {
                 let hash = self.hasher.hash_one((tenant.name.as_str(), &*d.name));
@@ -211,6 +209,17 @@ impl Dimension {
         }
     }
 
+    /// Tells the dimension's cell how its checks are decided from now on.
+    fn publish_fast(&self, suspended: bool) {
+        if let Some(meter) = &self.meter {
+            meter.set_fast(if suspended {
+                Fast::General
+            } else {
+                self.fast()
+            });
+        }
+    }
+
     /// The cell the decision index maps this dimension to, if its checks need nothing else.
     fn fast_cell(&self, suspended: bool) -> Option<&Arc<DimState>> {
         (!suspended && self.fast() != Fast::General)
@@ -335,9 +344,7 @@ impl Engine {
             return true;
         }
         for d in current.dims.iter() {
-            if let Some(meter) = &d.meter {
-                meter.set_fast(if suspended { Fast::General } else { d.fast() });
-            }
+            d.publish_fast(suspended);
         }
         map.insert(Tenant {
             suspended,
@@ -488,13 +495,7 @@ impl Engine {
             }
         }
         for d in dims.values() {
-            if let Some(meter) = &d.meter {
-                meter.set_fast(if limits.suspended {
-                    Fast::General
-                } else {
-                    d.fast()
-                });
-            }
+            d.publish_fast(limits.suspended);
         }
         Tenant {
             name: tenant_name,
