@@ -185,9 +185,10 @@ fn memory() {
             .set_tenants(names.iter().map(|n| (n.clone(), plan.clone())))
             .unwrap();
         let built = LIVE.load(Ordering::SeqCst);
-        // One decision on every (tenant, dimension), so all lazily made state exists.
+        // One decision on every (tenant, dimension), so all lazily made state exists. Joined
+        // explicitly: the thread's cached snapshot is released only when it exits.
         std::thread::scope(|s| {
-            s.spawn(|| {
+            let worker = s.spawn(|| {
                 for n in &names {
                     for r in &plan.rates {
                         engine.check(n, &r.name, 1).unwrap();
@@ -197,6 +198,7 @@ fn memory() {
                     }
                 }
             });
+            worker.join().unwrap();
         });
         let used = LIVE.load(Ordering::SeqCst);
         let per = |bytes: isize| bytes as f64 / (TENANTS * 4) as f64;

@@ -1,38 +1,52 @@
-//! One rate limit's parameters and counting state, whatever the algorithm.
+//! One rate limit's parameters and counting state, whatever the algorithm, and the cell
+//! holding a (tenant, dimension)'s hot state.
 
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
 
 use smol_str::SmolStr;
 
 use super::bucket::{BucketParams, TokenBucket};
 use super::limits::{Algorithm, RateSpec};
-use super::meter::Meter;
+use super::meter::{Current, DimensionUsage, Meter, MeterStats, Period};
 use super::window::{FixedWindow, SlidingWindow};
 
-/// The hot state of one (tenant, dimension) in one allocation: its meter, a token bucket,
-/// and what the engine's decision index needs to answer a check from this cell alone.
+/// Everything a check decided from one cell touches on success, in one aligned 64-byte cache
+/// line: the key the decision index compares, the bucket's parameters, the bucket and the
+/// counts of the meter's current hour. With 10,000 tenants the lines of all cells exceed a
+/// core's L2 cache, so a check costs about one line fetched from L3, and a cell spread over
+/// two lines costs two. (A denial also counts in the [`Meter`] right behind the line.)
 ///
-/// The first token bucket of a dimension (the usual plan: one per dimension) counts in
-/// `bucket` here, so a check touches one allocation for the key, the limit and the meter;
-/// further buckets of the same dimension get a `DimState` of their own and leave its meter
-/// unused.
-#[derive(Debug)]
-pub(crate) struct DimState {
-    pub meter: Meter,
-    pub bucket: TokenBucket,
+/// A line is made only by [`Cell`], which places the cell's [`Meter`] right behind it.
+#[repr(C, align(64))]
+pub(crate) struct HotLine {
     /// The tenant, compared in place by the decision index.
     pub tenant: SmolStr,
-    /// The dimension's id in the engine's interned names.
-    pub dimension: u32,
-    /// [`Fast`] as a tag in the low two bits under a version in the rest (a seqlock: the
-    /// parameters are two words, and a check must never mix an old one with a new one).
-    mode: AtomicU32,
+    /// The counts of the meter's current hour (see [`Current`]).
+    word: AtomicU64,
+    /// The first token bucket of the dimension counts here.
+    pub bucket: TokenBucket,
     interval: AtomicU64,
     capacity: AtomicU64,
+    /// The hour `word` counts in (see [`Current`]).
+    hour: AtomicU32,
+    /// The dimension's id in the engine's interned names; [`NOT_INDEXED`] if it does not fit.
+    pub dimension: u16,
+    /// [`Fast`] as a tag in the low two bits under a version in the rest (a seqlock: the
+    /// parameters are two words, and a check must never mix an old one with a new one).
+    mode: AtomicU16,
 }
 
-/// How a check of a dimension can be decided from its [`DimState`] alone.
+const _: () = assert!(size_of::<HotLine>() == 64);
+
+/// The dimension id of a cell the decision index does not take (the engine has interned
+/// 65,535 dimension names or more); its checks take the general path.
+pub(crate) const NOT_INDEXED: u16 = u16::MAX;
+
+/// How a check of a dimension can be decided from its [`HotLine`] alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fast {
     /// Anything else (several limits, a window, a slot table, a suspended tenant): the
@@ -44,32 +58,16 @@ pub(crate) enum Fast {
     Bucket(BucketParams),
 }
 
-const TAG: u32 = 0b11;
-const GENERAL: u32 = 0;
-const UNLIMITED: u32 = 1;
-const BUCKET: u32 = 2;
+const TAG: u16 = 0b11;
+const GENERAL: u16 = 0;
+const UNLIMITED: u16 = 1;
+const BUCKET: u16 = 2;
 
-impl Default for DimState {
-    fn default() -> Self {
-        Self::new(SmolStr::default(), u32::MAX)
-    }
-}
-
-impl DimState {
-    pub fn new(tenant: SmolStr, dimension: u32) -> Self {
-        Self {
-            meter: Meter::default(),
-            bucket: TokenBucket::default(),
-            tenant,
-            dimension,
-            mode: AtomicU32::new(GENERAL),
-            interval: AtomicU64::new(0),
-            capacity: AtomicU64::new(0),
-        }
-    }
-
+impl HotLine {
     /// How a check is decided now. A check racing a change of the parameters is sent to the
-    /// general path, which decides from its own snapshot's plan.
+    /// general path, which decides from its own snapshot's plan. (The version has 14 bits: a
+    /// torn read would need a reader stalled between two adjacent loads while exactly a
+    /// multiple of 8,192 changes of how this one cell is decided were published.)
     #[inline]
     pub fn fast(&self) -> Fast {
         let seq = self.mode.load(Ordering::Acquire);
@@ -92,8 +90,12 @@ impl DimState {
     }
 
     /// Publishes how this cell is decided from now on. Called only under the engine's writer
-    /// lock, so there is one writer at a time.
+    /// lock, so there is one writer at a time, and a no-op when nothing changes (a reconcile
+    /// that changes no limit moves no version and sends no check to the general path).
     pub fn set_fast(&self, fast: Fast) {
+        if self.fast() == fast {
+            return;
+        }
         let version = (self.mode.load(Ordering::Relaxed) | TAG).wrapping_add(1);
         let tag = match fast {
             Fast::General => GENERAL,
@@ -110,13 +112,224 @@ impl DimState {
         let version = (version | TAG).wrapping_add(1);
         self.mode.store(version | tag, Ordering::Release);
     }
+
+    fn current(&self) -> Current<'_> {
+        Current {
+            word: &self.word,
+            hour: &self.hour,
+        }
+    }
 }
 
-impl std::ops::Deref for DimState {
-    type Target = Meter;
+/// One allocation holding a [`HotLine`] and, behind it, the cold rest of its [`Meter`]: 88
+/// bytes requested, where a struct of the two would be padded to 128.
+struct Cell {
+    /// From `alloc`, so it may reach the whole allocation (the meter too); see [`CellRef`].
+    ptr: NonNull<HotLine>,
+}
 
-    fn deref(&self) -> &Meter {
-        &self.meter
+// SAFETY: `Cell` owns a `HotLine` and a `Meter` like a `Box` of them would, and both are
+// `Send + Sync` (checked below).
+unsafe impl Send for Cell {}
+unsafe impl Sync for Cell {}
+
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<HotLine>();
+    shareable::<Meter>();
+};
+
+impl Cell {
+    const METER: usize = size_of::<HotLine>();
+    const LAYOUT: Layout =
+        match Layout::from_size_align(Self::METER + size_of::<Meter>(), align_of::<HotLine>()) {
+            Ok(l) => l,
+            Err(_) => panic!("cell layout"),
+        };
+
+    fn new(tenant: SmolStr, dimension: u16) -> Self {
+        const { assert!(Self::METER % align_of::<Meter>() == 0) };
+        let line = HotLine {
+            tenant,
+            word: AtomicU64::new(0),
+            bucket: TokenBucket::default(),
+            interval: AtomicU64::new(0),
+            capacity: AtomicU64::new(0),
+            hour: AtomicU32::new(0),
+            dimension,
+            mode: AtomicU16::new(GENERAL),
+        };
+        // SAFETY: the layout is non-zero; both writes are in bounds and aligned (the line at
+        // the allocation's 64-byte-aligned start, the meter at a multiple of its alignment).
+        unsafe {
+            let raw = alloc(Self::LAYOUT);
+            let Some(ptr) = NonNull::new(raw.cast::<HotLine>()) else {
+                handle_alloc_error(Self::LAYOUT)
+            };
+            ptr.as_ptr().write(line);
+            raw.add(Self::METER).cast::<Meter>().write(Meter::default());
+            Self { ptr }
+        }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        // SAFETY: both values were written in `new` and are dropped once, here.
+        unsafe {
+            let raw = self.ptr.as_ptr().cast::<u8>();
+            std::ptr::drop_in_place(raw.add(Self::METER).cast::<Meter>());
+            std::ptr::drop_in_place(self.ptr.as_ptr());
+            dealloc(raw, Self::LAYOUT);
+        }
+    }
+}
+
+/// A borrowed cell: its line and its meter. Both are reached from the allocation's own
+/// pointer, never one from a reference to the other (a `&HotLine` may only reach its 64
+/// bytes).
+#[derive(Clone, Copy)]
+pub(crate) struct CellRef<'a> {
+    ptr: NonNull<HotLine>,
+    _cell: PhantomData<&'a HotLine>,
+}
+
+impl<'a> CellRef<'a> {
+    /// The cell `ptr` (taken from [`DimState::cell_ptr`]) points to.
+    ///
+    /// # Safety
+    /// The `DimState` that `ptr` came from must outlive `'a`.
+    #[inline]
+    pub unsafe fn from_ptr(ptr: NonNull<HotLine>) -> Self {
+        Self {
+            ptr,
+            _cell: PhantomData,
+        }
+    }
+
+    #[inline]
+    pub fn line(self) -> &'a HotLine {
+        // SAFETY: a live cell (see `from_ptr`), initialised in `Cell::new`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline]
+    fn meter(self) -> &'a Meter {
+        // SAFETY: as `line`; `ptr` came from `alloc`, so it reaches the meter at `METER`.
+        unsafe {
+            &*self
+                .ptr
+                .as_ptr()
+                .cast::<u8>()
+                .add(Cell::METER)
+                .cast::<Meter>()
+        }
+    }
+
+    /// Counts one allowed decision of `units` at `now`.
+    #[inline]
+    pub fn record(self, now: u64, units: u64) {
+        self.meter().record(self.line().current(), now, units);
+    }
+
+    /// Counts one denied decision.
+    pub fn record_denied(self, now: u64) {
+        self.meter().record_denied(now);
+    }
+}
+
+/// The state of one (tenant, dimension): its meter, a token bucket, and what the engine's
+/// decision index needs to answer a check from this cell alone, shared (as `Arc<DimState>`)
+/// by successive plans of the tenant.
+///
+/// The first token bucket of a dimension (the usual plan: one per dimension) counts in the
+/// line's `bucket`, so a check touches one cache line for the key, the limit and the meter;
+/// further buckets of the same dimension get a `DimState` of their own and leave its meter
+/// unused.
+pub(crate) struct DimState {
+    cell: Cell,
+}
+
+impl std::fmt::Debug for DimState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DimState")
+            .field("tenant", &self.line().tenant)
+            .field("dimension", &self.line().dimension)
+            .field("fast", &self.line().fast())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DimState {
+    fn default() -> Self {
+        Self::new(SmolStr::default(), u32::MAX)
+    }
+}
+
+impl DimState {
+    pub fn new(tenant: SmolStr, dimension: u32) -> Self {
+        let dimension = u16::try_from(dimension)
+            .ok()
+            .filter(|d| *d != NOT_INDEXED)
+            .unwrap_or(NOT_INDEXED);
+        Self {
+            cell: Cell::new(tenant, dimension),
+        }
+    }
+
+    /// The cell's address, for the decision index (see [`CellRef::from_ptr`]).
+    pub fn cell_ptr(&self) -> NonNull<HotLine> {
+        self.cell.ptr
+    }
+
+    #[inline]
+    pub fn cell(&self) -> CellRef<'_> {
+        // SAFETY: borrowed from `self`, which owns the cell.
+        unsafe { CellRef::from_ptr(self.cell.ptr) }
+    }
+
+    #[inline]
+    pub fn line(&self) -> &HotLine {
+        self.cell().line()
+    }
+
+    pub fn bucket(&self) -> &TokenBucket {
+        &self.line().bucket
+    }
+
+    pub fn set_fast(&self, fast: Fast) {
+        self.line().set_fast(fast);
+    }
+
+    pub fn record(&self, now: u64, units: u64) {
+        self.cell().record(now, units);
+    }
+
+    pub fn record_denied(&self, now: u64) {
+        self.cell().record_denied(now);
+    }
+
+    /// Units and series for `period`, seeds included.
+    pub fn usage(&self, period: Period) -> DimensionUsage {
+        let cell = self.cell();
+        cell.meter().usage(cell.line().current(), period)
+    }
+
+    /// Replaces the seed of `usage`'s period: what the ledger had persisted before a restart.
+    pub fn seed(&self, period: Period, usage: DimensionUsage) {
+        self.cell().meter().seed(period, usage);
+    }
+
+    /// Decisions this month, units this month and the trailing-hour rate at `now`.
+    pub fn stats(&self, now: u64) -> MeterStats {
+        let cell = self.cell();
+        cell.meter().stats(cell.line().current(), now)
+    }
+
+    /// Allowed and denied decisions since the engine started.
+    pub fn lifetime(&self) -> (u64, u64) {
+        let cell = self.cell();
+        cell.meter().lifetime(cell.line().current())
     }
 }
 
@@ -166,7 +379,7 @@ impl Rate {
         let bucket = BucketParams::new(spec.limit, per_nanos, spec.burst);
         let counter = match (spec.algorithm, previous.map(|p| (p, &p.counter))) {
             (Algorithm::TokenBucket, Some((p, Counter::Bucket(b)))) => {
-                b.bucket.rescale(p.bucket, bucket, now);
+                b.bucket().rescale(p.bucket, bucket, now);
                 Counter::Bucket(b.clone())
             }
             (Algorithm::SlidingWindow, Some((p, Counter::Sliding(w))))
@@ -220,7 +433,7 @@ impl Rate {
     #[inline]
     pub fn try_charge(&self, now: u64, n: u64) -> Charge {
         match &self.counter {
-            Counter::Bucket(b) => b.bucket.try_charge(self.bucket, now, n),
+            Counter::Bucket(b) => b.bucket().try_charge(self.bucket, now, n),
             Counter::Sliding(w) => w.try_charge(self.width(), self.limit, now, n),
             Counter::Fixed(w) => w.try_charge(self.per_nanos, self.limit, now, n),
         }
@@ -228,7 +441,7 @@ impl Rate {
 
     pub fn refund(&self, receipt: u64, n: u64) {
         match &self.counter {
-            Counter::Bucket(b) => b.bucket.refund(self.bucket, n),
+            Counter::Bucket(b) => b.bucket().refund(self.bucket, n),
             Counter::Sliding(w) => w.refund(receipt, n),
             Counter::Fixed(w) => w.refund(receipt, n),
         }
@@ -236,7 +449,7 @@ impl Rate {
 
     pub fn used(&self, now: u64) -> u64 {
         match &self.counter {
-            Counter::Bucket(b) => b.bucket.used(self.bucket, now),
+            Counter::Bucket(b) => b.bucket().used(self.bucket, now),
             Counter::Sliding(w) => w.used(self.width(), now),
             Counter::Fixed(w) => w.used(self.per_nanos, now),
         }
@@ -259,7 +472,8 @@ mod tests {
             interval: 1_000,
             capacity: 1,
         };
-        let cell = DimState::default();
+        let state = DimState::default();
+        let cell = state.line();
         assert_eq!(cell.fast(), Fast::General);
         cell.set_fast(Fast::Bucket(a));
         assert_eq!(cell.fast(), Fast::Bucket(a));

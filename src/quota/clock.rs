@@ -63,10 +63,12 @@ impl SystemClock {
         Self::default()
     }
 
+    #[inline]
     fn counter_nanos(&self) -> u64 {
         self.counter.delta_as_nanos(self.start, self.counter.raw())
     }
 
+    #[cold]
     fn sync(&self, at: u64) {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -93,6 +95,30 @@ impl Clock for SystemClock {
             self.sync(mono);
         }
         mono.wrapping_add(self.offset.load(Ordering::Relaxed))
+    }
+}
+
+/// The engine's clock: the production clock called directly, so a decision reads it inline,
+/// or any other (tests inject a [`ManualClock`]) behind a `dyn`.
+pub(crate) enum EngineClock {
+    System(SystemClock),
+    Injected(std::sync::Arc<dyn Clock>),
+}
+
+impl EngineClock {
+    #[inline]
+    pub fn now_nanos(&self) -> u64 {
+        match self {
+            Self::System(c) => c.now_nanos(),
+            Self::Injected(c) => c.now_nanos(),
+        }
+    }
+
+    pub fn as_dyn(&self) -> &dyn Clock {
+        match self {
+            Self::System(c) => c,
+            Self::Injected(c) => &**c,
+        }
     }
 }
 

@@ -1,22 +1,24 @@
 //! The engine: tenants, their plans and the per-(tenant, dimension) state.
 //!
 //! Tenant map: an `ArcSwap` of an immutable hash table of tenants, rebuilt (under a
-//! writer mutex) only when a tenant is added, changed or removed. A decision then costs one
-//! `ArcSwap::load` (thread-local, no shared cache line written) and one hash lookup; there is
-//! no lock and no shard to contend on, unlike a `DashMap`, whose read locks bounce between
-//! cores. Rebuilding copies 10,000 `Arc`s in well under a millisecond, and plan changes are
-//! rare (a reconcile), so the trade is cheap; bulk loads use [`Engine::set_tenants`].
+//! writer mutex) only when a tenant is added, changed or removed. Writers move a generation
+//! around each new snapshot; a check reads the snapshot through its thread's cached copy (see
+//! [`local`]) while the generation has not moved, so finding a tenant's state costs one shared
+//! load and one hash lookup: no lock, no locked instruction and no shard to contend on, unlike
+//! a `DashMap`, whose read locks bounce between cores. Rebuilding copies 10,000 `Arc`s in well under a
+//! millisecond, and plan changes are rare (a reconcile), so the trade is cheap; bulk loads use
+//! [`Engine::set_tenants`].
 //!
 //! A `Tenant` is immutable too: its plan plus `Arc`s to counting state. A new plan shares the
 //! state of the old one wherever it counts the same way, so a plan change keeps what was used
 //! and applies the new limits at once (a token bucket's debt is rescaled to the new rate).
 //!
 //! The decision index: the same snapshot also maps each (tenant, dimension) whose check needs
-//! nothing but its own cell (one token bucket, or no limit) straight to that cell, which holds
-//! its key, the bucket's parameters, the bucket and the meter. Such a check (the common
-//! one) reads one 8-byte slot and the cell (and the shared, always cached, dimension names)
-//! instead of a tenant, its dimension list and then the cell; everything else takes the
-//! general path through the tenant.
+//! nothing but its own cell (one token bucket, or no limit) straight to that cell's hot line:
+//! one aligned cache line with its key, the bucket's parameters, the bucket and the meter's
+//! current hour. Such a check (the common one) reads one 8-byte slot and one line (and the
+//! shared, always cached, dimension names) instead of a tenant, its dimension list and then
+//! the cell; everything else takes the general path through the tenant.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -26,10 +28,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use super::cell::{Charge, DimState, Fast, Rate};
-use super::clock::{Clock, SystemClock, ceil_ms};
+use super::cell::{CellRef, Charge, DimState, Fast, HotLine, NOT_INDEXED, Rate};
+use super::clock::{Clock, EngineClock, SystemClock, ceil_ms};
 use super::decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
-use super::limits::{Algorithm, TenantLimits};
+use super::limits::{Algorithm, RateSpec, TenantLimits};
 use super::meter::{DimensionUsage, Period, Usage};
 use super::slots::{Acquire, SlotTable};
 
@@ -42,7 +44,7 @@ use super::slots::{Acquire, SlotTable};
 #[derive(Clone, Default)]
 struct TenantMap {
     table: hashbrown::HashTable<Tenant>,
-    cells: hashbrown::HashTable<Arc<DimState>>,
+    cells: hashbrown::HashTable<LineRef>,
     /// Dimension names by id, for comparing a cell's key.
     names: Arc<[Arc<str>]>,
     hasher: foldhash::fast::RandomState,
@@ -56,18 +58,19 @@ impl TenantMap {
     }
 
     /// The cell that alone decides a check of `dimension` for `tenant`, if there is one.
-    #[inline]
-    fn cell(&self, tenant: &str, dimension: &str) -> Option<&DimState> {
+    #[inline(always)]
+    fn cell(&self, tenant: &str, dimension: &str) -> Option<CellRef<'_>> {
         let hash = self.hasher.hash_one((tenant, dimension));
         self.cells
             .find(hash, |c| {
+                let c = c.get(self).line();
                 c.tenant == tenant
                     && self
                         .names
-                        .get(c.dimension as usize)
+                        .get(usize::from(c.dimension))
                         .is_some_and(|n| **n == *dimension)
             })
-            .map(|c| &**c)
+            .map(|c| c.get(self))
     }
 
     fn insert(&mut self, tenant: Tenant) {
@@ -75,10 +78,13 @@ impl TenantMap {
         for d in tenant.dims.iter() {
             if let Some(cell) = d.fast_cell(tenant.suspended) {
                 let hash = self.hasher.hash_one((tenant.name.as_str(), &*d.name));
-                let hasher = &self.hasher;
-                let names = &self.names;
-                self.cells.insert_unique(hash, cell.clone(), |c| {
-                    hasher.hash_one((c.tenant.as_str(), &*names[c.dimension as usize]))
+                let (hasher, names) = (&self.hasher, &self.names);
+                let line = LineRef(cell.cell_ptr());
+                self.cells.insert_unique(hash, line, |c| {
+                    // SAFETY: the entries of tenants in `table`, and those of `tenant`, which
+                    // owns them and goes into `table` below: all live cells.
+                    let c = unsafe { c.0.as_ref() };
+                    hasher.hash_one((c.tenant.as_str(), &*names[usize::from(c.dimension)]))
                 });
             }
         }
@@ -97,7 +103,8 @@ impl TenantMap {
         for d in tenant.dims.iter() {
             if let Some(cell) = d.fast_cell(tenant.suspended) {
                 let hash = self.hasher.hash_one((name, &*d.name));
-                if let Ok(e) = self.cells.find_entry(hash, |c| Arc::ptr_eq(c, cell)) {
+                let line = cell.cell_ptr();
+                if let Ok(e) = self.cells.find_entry(hash, |c| c.0 == line) {
                     e.remove();
                 }
             }
@@ -111,6 +118,124 @@ impl TenantMap {
 
     fn len(&self) -> usize {
         self.table.len()
+    }
+}
+
+/// A thread's copy of the snapshot it last read, so a check reads the engine's current
+/// snapshot without an `ArcSwap` load, which writes a per-thread debt slot and clears it
+/// again: two locked instructions, as many as the decision itself. The copy costs one shared
+/// load (the engine's generation, written only when a plan changes).
+///
+/// The generation is odd while a snapshot is being published, and checks then load the
+/// `ArcSwap` itself; see [`Engine::publish`] for why a check never decides from a snapshot
+/// older than one its thread has seen. The price of the copies: each thread keeps the last
+/// snapshot it used alive until its next check or its exit, and the check that replaces a
+/// thread's copy may free the old one.
+mod local {
+    use std::cell::{Cell, RefCell};
+    use std::sync::Arc;
+
+    use super::TenantMap;
+
+    /// (engine id, generation, snapshot) of the copy `HELD` keeps alive; null when none. No
+    /// destructor, so it stays readable while other thread-locals are torn down.
+    struct Fast {
+        engine: Cell<u64>,
+        generation: Cell<u64>,
+        map: Cell<*const TenantMap>,
+    }
+
+    /// Owns the copy; clears `FAST` when the thread exits.
+    struct Held(Option<Arc<TenantMap>>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let _ = FAST.try_with(|f| f.map.set(std::ptr::null()));
+        }
+    }
+
+    thread_local! {
+        static FAST: Fast = const {
+            Fast {
+                engine: Cell::new(u64::MAX),
+                generation: Cell::new(0),
+                map: Cell::new(std::ptr::null()),
+            }
+        };
+        static HELD: RefCell<Held> = const { RefCell::new(Held(None)) };
+    }
+
+    /// The snapshot of engine `engine` at (even) `generation` or later: this thread's copy if
+    /// it is that one, else `load()`'s, which becomes the copy. A snapshot is filed under a
+    /// generation read before it was loaded, so a copy is never older than its generation.
+    /// `None` while the thread is exiting, or if `snapshot` was re-entered.
+    ///
+    /// # Safety
+    /// The reference is valid only until this thread next calls `snapshot`, which may free the
+    /// snapshot: the caller must be done with it by then.
+    #[inline(always)]
+    pub(super) unsafe fn snapshot<'a>(
+        engine: u64,
+        generation: u64,
+        load: impl FnOnce() -> Arc<TenantMap>,
+    ) -> Option<&'a TenantMap> {
+        let map = FAST.with(|f| {
+            (f.engine.get() == engine && f.generation.get() == generation)
+                .then(|| f.map.get())
+                .filter(|m| !m.is_null())
+        });
+        let map = match map {
+            Some(map) => map,
+            None => refresh(engine, generation, load())?,
+        };
+        // SAFETY: `HELD` owns the snapshot `map` points to and replaces it only in `refresh`,
+        // which runs only inside `snapshot` (see the caller's contract); `Held`'s destructor
+        // nulls the pointer before the snapshot can go.
+        Some(unsafe { &*map })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh(engine: u64, generation: u64, map: Arc<TenantMap>) -> Option<*const TenantMap> {
+        let ptr = Arc::as_ptr(&map);
+        HELD.try_with(|held| {
+            let mut held = held.try_borrow_mut().ok()?;
+            // The old copy is dropped only after the pointer moved to the new one.
+            let old = held.0.replace(map);
+            FAST.with(|f| {
+                f.engine.set(engine);
+                f.generation.set(generation);
+                f.map.set(ptr);
+            });
+            drop(old);
+            Some(ptr)
+        })
+        .ok()
+        .flatten()
+    }
+}
+
+/// A decision index entry: the cell of a (tenant, dimension) whose tenant is in the same
+/// snapshot.
+///
+/// A raw pointer rather than an `Arc` so the index reaches the cell's hot line without first
+/// loading the `DimState` that owns it (one cache line fewer per check). `TenantMap::insert`
+/// and `remove` add and drop a tenant's entries with the tenant, so while a snapshot lives,
+/// its tenants keep every cell its index points to alive.
+#[derive(Clone, Copy)]
+struct LineRef(std::ptr::NonNull<HotLine>);
+
+// SAFETY: it stands for a shared borrow of a cell (atomics, an immutable key and a
+// mutex-guarded history: `Sync`), dereferenced only through `get` while its snapshot lives.
+unsafe impl Send for LineRef {}
+unsafe impl Sync for LineRef {}
+
+impl LineRef {
+    /// The cell, borrowed for as long as the snapshot holding this entry.
+    #[inline]
+    fn get<'a>(&self, _snapshot: &'a TenantMap) -> CellRef<'a> {
+        // SAFETY: see the type's docs: the snapshot owns the cell.
+        unsafe { CellRef::from_ptr(self.0) }
     }
 }
 
@@ -145,14 +270,21 @@ impl Names {
 
 /// The in-process quota engine. Share it as `Arc<Engine>`.
 pub struct Engine {
-    clock: Arc<dyn Clock>,
+    clock: EngineClock,
     /// Dimensions every tenant has: unlimited unless its plan limits them, always metered.
     known: Box<[Arc<str>]>,
     /// Every dimension name in use, shared by all tenants (one copy, always in cache).
     names: Mutex<Names>,
     tenants: ArcSwap<TenantMap>,
+    /// Odd while a new snapshot is being published; see [`Engine::publish`].
+    generation: AtomicU64,
+    /// Tells this engine's snapshots from other engines' in a thread's cache.
+    id: u64,
     writer: Mutex<()>,
 }
+
+/// Engine ids; never reused, so a thread's cache never takes one engine for another.
+static ENGINE_IDS: AtomicU64 = AtomicU64::new(0);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,6 +300,7 @@ pub(crate) struct Tenant {
     /// Inline up to 23 bytes: compared on every lookup.
     pub name: smol_str::SmolStr,
     pub suspended: bool,
+    /// Sorted by name, for binary search.
     pub dims: Arc<[Dimension]>,
 }
 
@@ -225,6 +358,7 @@ impl Dimension {
         (!suspended && self.fast() != Fast::General)
             .then_some(self.meter.as_ref())
             .flatten()
+            .filter(|m| m.line().dimension != NOT_INDEXED)
     }
 }
 
@@ -268,11 +402,19 @@ struct Receipt<'a> {
 impl Engine {
     /// An engine on the system clock.
     pub fn new<S: Into<String>>(known_dimensions: impl IntoIterator<Item = S>) -> Self {
-        Self::with_clock(Arc::new(SystemClock::new()), known_dimensions)
+        Self::with(EngineClock::System(SystemClock::new()), known_dimensions)
     }
 
+    /// An engine reading time from `clock` (tests inject a `ManualClock`).
     pub fn with_clock<S: Into<String>>(
         clock: Arc<dyn Clock>,
+        known_dimensions: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self::with(EngineClock::Injected(clock), known_dimensions)
+    }
+
+    fn with<S: Into<String>>(
+        clock: EngineClock,
         known_dimensions: impl IntoIterator<Item = S>,
     ) -> Self {
         let mut known: Vec<Arc<str>> = known_dimensions
@@ -288,12 +430,14 @@ impl Engine {
             names: Mutex::new(names),
             known: known.into(),
             tenants: ArcSwap::from_pointee(TenantMap::default()),
+            generation: AtomicU64::new(0),
+            id: ENGINE_IDS.fetch_add(1, Ordering::Relaxed),
             writer: Mutex::new(()),
         }
     }
 
     pub fn clock(&self) -> &dyn Clock {
-        &*self.clock
+        self.clock.as_dyn()
     }
 
     /// Adds a tenant or changes its plan, keeping what it has used.
@@ -366,8 +510,15 @@ impl Engine {
     }
 
     /// Makes `map` the snapshot every check sees from now on. Call with the writer lock.
+    ///
+    /// The generation turns odd before the store and even again after it. So a thread that
+    /// has seen the new snapshot (through the `ArcSwap`, or anything published after it) reads
+    /// an odd generation, and loads the `ArcSwap`, or a later even one, under which only a
+    /// snapshot loaded after the store can be cached.
     fn publish(&self, map: TenantMap) {
+        self.generation.fetch_add(1, Ordering::Release);
         self.tenants.store(Arc::new(map));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Tenant names, sorted.
@@ -390,7 +541,13 @@ impl Engine {
         now: u64,
     ) -> Tenant {
         let tenant_name = previous.map_or_else(|| smol_str::SmolStr::new(name), |t| t.name.clone());
-        let old = |dim: &str| previous.and_then(|t| t.dims.iter().find(|d| &*d.name == dim));
+        // A tenant's dimensions are sorted by name (collected from a `BTreeMap`).
+        let old = |dim: &str| {
+            let dims = &previous?.dims;
+            dims.binary_search_by(|d| (*d.name).cmp(dim))
+                .ok()
+                .map(|i| &dims[i])
+        };
         let meter_of = |dim: &str| {
             old(dim).and_then(|d| d.meter.clone()).unwrap_or_else(|| {
                 let (_, id) = self.intern_id(dim);
@@ -398,19 +555,18 @@ impl Engine {
             })
         };
         let mut dims: BTreeMap<Arc<str>, Dimension> = BTreeMap::new();
-        let mut rate_names: Vec<&str> = limits.rates.iter().map(|r| r.name.as_str()).collect();
-        rate_names.dedup();
-        rate_names.sort_unstable();
-        rate_names.dedup();
-        for dim in rate_names {
+        // Each dimension's rates, in the plan's order.
+        let mut rates_of: BTreeMap<&str, Vec<&RateSpec>> = BTreeMap::new();
+        for r in &limits.rates {
+            rates_of.entry(r.name.as_str()).or_default().push(r);
+        }
+        for (dim, specs) in rates_of {
             let previous_rates = old(dim).map(|d| d.kind.rates()).unwrap_or_default();
             let mut taken = vec![false; previous_rates.len()];
             let home = meter_of(dim);
             let mut home_free = true;
-            let rates: Vec<Rate> = limits
-                .rates
-                .iter()
-                .filter(|r| r.name == dim)
+            let rates: Vec<Rate> = specs
+                .into_iter()
                 .map(|spec| {
                     // Reuse the first unclaimed previous counter of the same algorithm and
                     // period, else of the same algorithm.
@@ -525,10 +681,11 @@ impl Engine {
     }
 
     fn dimension<'t>(tenant: &'t Tenant, name: &str) -> Result<&'t Dimension, EngineError> {
-        tenant
-            .dims
-            .iter()
-            .find(|d| &*d.name == name && !matches!(d.kind, Kind::Retired))
+        let dims = &tenant.dims;
+        dims.binary_search_by(|d| (*d.name).cmp(name))
+            .ok()
+            .map(|i| &dims[i])
+            .filter(|d| !matches!(d.kind, Kind::Retired))
             .ok_or_else(|| EngineError::UnknownDimension {
                 dimension: name.to_owned(),
                 known: Self::known_of(tenant),
@@ -570,7 +727,45 @@ impl Engine {
         Self::check_amount(amount)?;
         // The clock first: reading it does not wait for the lookup's memory accesses.
         let now = self.clock.now_nanos();
-        let map = self.tenants.load();
+        let generation = self.generation.load(Ordering::Acquire);
+        if generation % 2 == 1 {
+            return Self::check_shared(&self.tenants.load(), tenant, dimension, now, amount);
+        }
+        // SAFETY: `snapshot` is called again only by a later check; nothing below checks.
+        let Some(map) =
+            (unsafe { local::snapshot(self.id, generation, || self.tenants.load_full()) })
+        else {
+            return Self::check_shared(&self.tenants.load(), tenant, dimension, now, amount);
+        };
+        Self::check_in(map, tenant, dimension, now, amount)
+    }
+
+    /// Whether the decision index answers checks of `dimension` for `tenant`.
+    #[cfg(test)]
+    pub(crate) fn is_indexed(&self, tenant: &str, dimension: &str) -> bool {
+        self.tenants.load().cell(tenant, dimension).is_some()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_shared(
+        map: &TenantMap,
+        tenant: &str,
+        dimension: &str,
+        now: u64,
+        amount: u64,
+    ) -> Result<Decision, EngineError> {
+        Self::check_in(map, tenant, dimension, now, amount)
+    }
+
+    #[inline(always)]
+    fn check_in(
+        map: &TenantMap,
+        tenant: &str,
+        dimension: &str,
+        now: u64,
+        amount: u64,
+    ) -> Result<Decision, EngineError> {
         if let Some(decision) = map
             .cell(tenant, dimension)
             .and_then(|cell| Self::decide_in_cell(cell, now, amount))
@@ -601,26 +796,26 @@ impl Engine {
 
     /// A check decided from the cell alone; `None` when the general path must decide. Answers
     /// exactly what the general path would.
-    #[inline]
-    fn decide_in_cell(cell: &DimState, now: u64, amount: u64) -> Option<Decision> {
-        let fast = cell.fast();
+    #[inline(always)]
+    fn decide_in_cell(cell: CellRef<'_>, now: u64, amount: u64) -> Option<Decision> {
+        let fast = cell.line().fast();
         if fast == Fast::General {
             return None;
         }
         let Fast::Bucket(p) = fast else {
-            cell.meter.record(now, amount);
+            cell.record(now, amount);
             return Some(Decision::allowed(None, None));
         };
-        Some(match cell.bucket.try_charge(p, now, amount) {
+        Some(match cell.line().bucket.try_charge(p, now, amount) {
             Charge::Allowed { remaining, .. } => {
-                cell.meter.record(now, amount);
+                cell.record(now, amount);
                 Decision::allowed(Some(p.capacity), Some(remaining))
             }
             Charge::Denied {
                 current,
                 retry_after,
             } => {
-                cell.meter.record_denied(now);
+                cell.record_denied(now);
                 Decision::denied(
                     Reason::RateLimited,
                     p.capacity,

@@ -790,3 +790,96 @@ fn a_plan_change_reaches_a_thread_that_checked_before() {
         assert_eq!(main_rx.recv().unwrap(), Decision::suspended());
     });
 }
+
+/// Checks of two engines alternating on one thread each see their own engine's tenants,
+/// through a plan change of one of them and after the other is dropped.
+#[test]
+fn engines_sharing_a_thread_never_see_each_others_tenants() {
+    let (_, a) = engine_at("2025-03-01T10:00:00Z");
+    let (_, b) = engine_at("2025-03-01T10:00:00Z");
+    a.set_tenant(
+        "acme",
+        limits(vec![rate("requests", 1, HOUR, Algorithm::TokenBucket)]),
+    )
+    .unwrap();
+    b.set_tenant(
+        "acme",
+        limits(vec![rate("requests", 3, HOUR, Algorithm::TokenBucket)]),
+    )
+    .unwrap();
+    assert_eq!(a.check("acme", "requests", 1).unwrap(), allowed(1, 0));
+    assert_eq!(b.check("acme", "requests", 1).unwrap(), allowed(3, 2));
+    assert_eq!(
+        a.check("acme", "requests", 1).unwrap(),
+        rate_limited(1, 1, Some(3_600_000))
+    );
+    assert_eq!(b.check("acme", "requests", 1).unwrap(), allowed(3, 1));
+    b.remove_tenant("acme");
+    assert_eq!(
+        b.check("acme", "requests", 1),
+        Err(EngineError::UnknownTenant("acme".into()))
+    );
+    assert!(a.check("acme", "requests", 1).unwrap().reason.is_some());
+    drop(b);
+    let (_, c) = engine_at("2025-03-01T10:00:00Z");
+    assert_eq!(
+        c.check("acme", "requests", 1),
+        Err(EngineError::UnknownTenant("acme".into()))
+    );
+    assert!(!a.check("acme", "requests", 1).unwrap().allowed);
+}
+
+/// A dimension whose interned id does not fit the decision index (65,535 names or more in
+/// use) is decided, exactly, by the general path.
+#[test]
+fn dimensions_beyond_the_index_are_decided_exactly() {
+    let (_, e) = engine_at("2025-03-01T10:00:00Z");
+    let rates: Vec<RateSpec> = (0..65_540)
+        .map(|i| rate(&format!("d{i:05}"), 2, HOUR, Algorithm::TokenBucket))
+        .collect();
+    e.set_tenant("acme", limits(rates)).unwrap();
+    for (dimension, indexed) in [("d00000", true), ("d65531", true), ("d65532", false)] {
+        assert_eq!(e.is_indexed("acme", dimension), indexed, "{dimension}");
+        assert_eq!(e.check("acme", dimension, 1).unwrap(), allowed(2, 1));
+        assert_eq!(e.check("acme", dimension, 1).unwrap(), allowed(2, 0));
+        assert_eq!(
+            e.check("acme", dimension, 1).unwrap(),
+            rate_limited(2, 2, Some(1_800_000))
+        );
+    }
+    assert_eq!(
+        (0..65_540)
+            .filter(|i| e.is_indexed("acme", &format!("d{i:05}")))
+            .count(),
+        65_532,
+        "d00000 to d65531: ids 3 to 65,534 after the three known dimensions"
+    );
+}
+
+/// A thread that has seen a tenant (through any read of the engine) finds it in its very
+/// next check, even while other tenants are being published and its cached snapshot is old.
+#[test]
+fn a_tenant_seen_by_a_thread_is_found_by_its_next_check() {
+    let (_, e) = engine_at("2025-03-01T10:00:00Z");
+    let plan = limits(vec![rate("requests", 10, SEC, Algorithm::TokenBucket)]);
+    e.set_tenant("first", plan.clone()).unwrap();
+    let names: Vec<String> = (0..500).map(|i| format!("t{i:03}")).collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for n in &names {
+                e.set_tenant(n, plan.clone()).unwrap();
+            }
+        });
+        s.spawn(|| {
+            assert_eq!(e.check("first", "requests", 1).unwrap(), allowed(10, 9));
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            for n in &names {
+                while !e.has_tenant(n) {
+                    assert!(std::time::Instant::now() < deadline, "{n} never appeared");
+                    std::hint::spin_loop();
+                }
+                assert_eq!(e.check(n, "requests", 1).unwrap(), allowed(10, 9), "{n}");
+            }
+        });
+    });
+}

@@ -267,13 +267,20 @@ impl History {
     }
 }
 
-/// Per (tenant, dimension) metering state: 20 bytes hot, the history behind a lock.
+/// The current hour's counts, which its owner keeps in its hot cache line beside its limit
+/// (see `cell::HotLine`) so a check touches one line; the rest of the meter is cold.
+#[derive(Clone, Copy)]
+pub(crate) struct Current<'a> {
+    /// Allowed decisions and units counted in `hour` and not yet in the history.
+    pub word: &'a AtomicU64,
+    /// The hour (since the epoch) `word` counts in; changed only under the history lock.
+    pub hour: &'a AtomicU32,
+}
+
+/// Per (tenant, dimension) metering state beyond the current hour: 24 bytes, and the history
+/// behind a lock.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
-    /// Allowed decisions and units counted in `hour` and not yet in the history.
-    hot: AtomicU64,
-    /// The hour (since the epoch) `hot` counts in; changed only under the history lock.
-    hour: AtomicU32,
     /// (month index: 16 bits, denied decisions in it: 48 bits).
     denied: AtomicU64,
     /// Made on the first finished hour or denial, so an idle cell costs 8 bytes here.
@@ -292,30 +299,30 @@ pub(crate) struct MeterStats {
 impl Meter {
     /// Counts one allowed decision of `units` at `now`.
     #[inline]
-    pub fn record(&self, now: u64, units: u64) {
+    pub fn record(&self, cur: Current<'_>, now: u64, units: u64) {
         let hour = (now / NANOS_PER_HOUR) as u32;
         // A clock stepped back counts into the later hour already open.
-        if units <= FAST_UNITS && self.hour.load(Ordering::Acquire) >= hour {
-            let before = self.hot.fetch_add(ONE_DECISION | units, Ordering::AcqRel);
+        if units <= FAST_UNITS && cur.hour.load(Ordering::Acquire) >= hour {
+            let before = cur.word.fetch_add(ONE_DECISION | units, Ordering::AcqRel);
             if before & HALF_FULL != 0 {
-                self.drain();
+                self.drain(cur);
             }
             return;
         }
-        self.record_slow(hour, units);
+        self.record_slow(cur, hour, units);
     }
 
     /// Moves the hot word into the history of its hour.
     #[cold]
-    fn drain(&self) {
+    fn drain(&self, cur: Current<'_>) {
         let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        self.drain_locked(&mut guard);
+        Self::drain_locked(cur, &mut guard);
     }
 
-    fn drain_locked(&self, guard: &mut Option<Box<History>>) {
-        let (d, u) = unpack(self.hot.swap(0, Ordering::AcqRel));
+    fn drain_locked(cur: Current<'_>, guard: &mut Option<Box<History>>) {
+        let (d, u) = unpack(cur.word.swap(0, Ordering::AcqRel));
         if d > 0 || u > 0 {
-            let hour = self.hour.load(Ordering::Acquire);
+            let hour = cur.hour.load(Ordering::Acquire);
             guard
                 .get_or_insert_with(Box::default)
                 .absorb_hour(hour, d, u);
@@ -324,29 +331,29 @@ impl Meter {
 
     /// The first charge of a new hour, or one too large for the hot word.
     #[cold]
-    fn record_slow(&self, hour: u32, units: u64) {
+    fn record_slow(&self, cur: Current<'_>, hour: u32, units: u64) {
         let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        if hour > self.hour.load(Ordering::Acquire) {
-            self.drain_locked(&mut guard);
-            self.hour.store(hour, Ordering::Release);
+        if hour > cur.hour.load(Ordering::Acquire) {
+            Self::drain_locked(cur, &mut guard);
+            cur.hour.store(hour, Ordering::Release);
         }
         if units > FAST_UNITS {
-            let hour = self.hour.load(Ordering::Acquire);
+            let hour = cur.hour.load(Ordering::Acquire);
             guard
                 .get_or_insert_with(Box::default)
                 .absorb_hour(hour, 1, units);
             return;
         }
-        let before = self.hot.fetch_add(ONE_DECISION | units, Ordering::AcqRel);
+        let before = cur.word.fetch_add(ONE_DECISION | units, Ordering::AcqRel);
         if before & HALF_FULL != 0 {
-            self.drain_locked(&mut guard);
+            Self::drain_locked(cur, &mut guard);
         }
     }
 
     /// The hot word's hour, decisions and units; call with the history lock held.
-    fn hot(&self) -> (u32, u32, u64) {
-        let (d, u) = unpack(self.hot.load(Ordering::Acquire));
-        (self.hour.load(Ordering::Acquire), d, u)
+    fn hot(cur: Current<'_>) -> (u32, u32, u64) {
+        let (d, u) = unpack(cur.word.load(Ordering::Acquire));
+        (cur.hour.load(Ordering::Acquire), d, u)
     }
 
     /// Counts one denied decision.
@@ -372,10 +379,10 @@ impl Meter {
     }
 
     /// Units and series for `period`, seeds included.
-    pub fn usage(&self, period: Period) -> DimensionUsage {
+    pub fn usage(&self, cur: Current<'_>, period: Period) -> DimensionUsage {
         let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let history = guard.as_deref().unwrap_or(&EMPTY);
-        let (h, _, u) = self.hot();
+        let (h, _, u) = Self::hot(cur);
         let mut hours: BTreeMap<u32, u64> = history
             .hours
             .iter()
@@ -419,12 +426,12 @@ impl Meter {
     }
 
     /// Decisions this month, units this month and the trailing-hour rate at `now`.
-    pub fn stats(&self, now: u64) -> MeterStats {
+    pub fn stats(&self, cur: Current<'_>, now: u64) -> MeterStats {
         let period = Period::of_nanos(now);
         let hour = (now / NANOS_PER_HOUR) as u32;
         let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let history = guard.as_deref().unwrap_or(&EMPTY);
-        let (h, d, u) = self.hot();
+        let (h, d, u) = Self::hot(cur);
         let denied_word = self.denied.load(Ordering::Acquire);
         let month = history.months.iter().find(|m| m.period == Some(period));
         let mut allowed = month.map_or(0, |m| m.allowed);
@@ -470,10 +477,10 @@ impl Meter {
     }
 
     /// Allowed and denied decisions since the engine started, for the metrics.
-    pub fn lifetime(&self) -> (u64, u64) {
+    pub fn lifetime(&self, cur: Current<'_>) -> (u64, u64) {
         let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let history = guard.as_deref().unwrap_or(&EMPTY);
-        let (_, d, _) = self.hot();
+        let (_, d, _) = Self::hot(cur);
         let denied = self.denied.load(Ordering::Acquire) & ((1 << DENIED_BITS) - 1);
         let months = history.months.iter();
         let (a, n) = months.fold((0, 0), |(a, n), m| (a + m.allowed, n + m.denied));
@@ -487,6 +494,41 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A meter with its current hour beside it, as a cell holds one.
+    #[derive(Default)]
+    struct Standalone {
+        word: AtomicU64,
+        hour: AtomicU32,
+        meter: Meter,
+    }
+
+    impl Standalone {
+        fn cur(&self) -> Current<'_> {
+            Current {
+                word: &self.word,
+                hour: &self.hour,
+            }
+        }
+        fn record(&self, now: u64, units: u64) {
+            self.meter.record(self.cur(), now, units);
+        }
+        fn record_denied(&self, now: u64) {
+            self.meter.record_denied(now);
+        }
+        fn usage(&self, period: Period) -> DimensionUsage {
+            self.meter.usage(self.cur(), period)
+        }
+        fn seed(&self, period: Period, usage: DimensionUsage) {
+            self.meter.seed(period, usage);
+        }
+        fn stats(&self, now: u64) -> MeterStats {
+            self.meter.stats(self.cur(), now)
+        }
+        fn lifetime(&self) -> (u64, u64) {
+            self.meter.lifetime(self.cur())
+        }
+    }
 
     fn ts(s: &str) -> u64 {
         s.parse::<jiff::Timestamp>().unwrap().as_nanosecond() as u64
@@ -517,7 +559,7 @@ mod tests {
 
     #[test]
     fn hours_roll_over_into_the_series() {
-        let m = Meter::default();
+        let m = Standalone::default();
         m.record(ts("2025-03-31T22:10:00Z"), 5);
         m.record(ts("2025-03-31T22:59:59Z"), 7);
         m.record(ts("2025-03-31T23:00:00Z"), 1);
@@ -547,7 +589,7 @@ mod tests {
 
     #[test]
     fn seeds_add_to_metered_usage() {
-        let m = Meter::default();
+        let m = Standalone::default();
         let p: Period = "2025-03".parse().unwrap();
         m.record(ts("2025-03-02T10:00:00Z"), 3);
         let seed = DimensionUsage {
@@ -567,7 +609,7 @@ mod tests {
 
     #[test]
     fn a_half_full_word_drains_and_large_charges_go_to_the_history() {
-        let m = Meter::default();
+        let m = Standalone::default();
         let at = ts("2025-03-02T10:15:00Z");
         // Past half of the 20-bit decision field: drained on the way, nothing lost.
         let decisions = (1u64 << 19) + 3;
@@ -593,7 +635,7 @@ mod tests {
 
     #[test]
     fn concurrent_records_are_all_counted_in_their_hour() {
-        let m = Meter::default();
+        let m = Standalone::default();
         let ten = ts("2025-03-02T10:00:00Z");
         let eleven = ts("2025-03-02T11:00:00Z");
         std::thread::scope(|s| {

@@ -1,8 +1,9 @@
 //! The embedded quota engine: rate limits, concurrency slots, gauges, metering, pricing and
 //! the HTTP API that serves them (DESIGN.md section 3).
 //!
-//! The hot path (`Engine::check`) takes no lock: one `ArcSwap` load, one hash lookup, one
-//! compare-exchange on the limit's cell and one on the hour meter. State per (tenant,
+//! The hot path (`Engine::check`) takes no lock: one shared load (the engine's generation,
+//! to reuse the thread's copy of the tenant snapshot), one hash lookup, and in one 64-byte
+//! cache line a compare-exchange on the token bucket and a `fetch_add` on the hour meter. State per (tenant,
 //! dimension) is a few atomics shared between successive plans, so a plan change keeps what
 //! was used. The operator converts its plans into [`TenantLimits`], serves [`http::router`],
 //! registers [`QuotaMetrics`], and persists [`Engine::usage`] through its ledger, which seeds
