@@ -1,5 +1,5 @@
 //! `cargo bench --bench engine`: the quota engine against `governor`, its memory per
-//! (tenant, dimension), and its HTTP API on loopback. Prints plain lines; about 30 s.
+//! (tenant, dimension), and its HTTP API on loopback. Prints plain lines; a few seconds.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
