@@ -129,4 +129,23 @@ impl Error {
             Error::Quantity(_) => "quantity",
         }
     }
+
+    /// A finalizer patch the API server refused because the Tenant had already changed: its
+    /// JSON-patch `test` of the old finalizer list failed (422), it conflicted (409), or the
+    /// Tenant whose finalizer was to go is gone already (404). The reconcile ran on a cached
+    /// copy the watch had not yet brought up to date, which a new Tenant meets whenever
+    /// something else triggers a second reconcile right after the first added the finalizer,
+    /// and a deleted one when two reconciles race to remove it. Nothing failed; the next
+    /// reconcile (if the Tenant still exists) sees the change.
+    pub fn is_stale_finalizers(&self) -> bool {
+        use kube::runtime::finalizer::Error as F;
+        let Error::Finalizer(e) = self else {
+            return false;
+        };
+        match &**e {
+            F::AddFinalizer(kube::Error::Api(s)) => matches!(s.code, 409 | 422),
+            F::RemoveFinalizer(kube::Error::Api(s)) => matches!(s.code, 404 | 409 | 422),
+            _ => false,
+        }
+    }
 }

@@ -47,8 +47,16 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     result
 }
 
+/// When to look again at a Tenant whose cached copy was behind (see
+/// [`Error::is_stale_finalizers`]): soon, and without growing its backoff.
+const STALE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Retry a failed reconcile with exponential backoff.
 pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_stale_finalizers() {
+        tracing::debug!(tenant = %tenant.name_any(), %error, "finalizers changed since the cached copy; looking again");
+        return Action::requeue(STALE_RETRY);
+    }
     tracing::warn!(tenant = %tenant.name_any(), %error, "reconcile failed");
     ctx.metrics
         .errors
@@ -672,6 +680,29 @@ pub fn usage_names(tenant: &str, now: jiff::Timestamp) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        let status = serde_json::from_value(serde_json::json!({"code": code, "reason": "x"}))
+            .expect("a Status");
+        kube::Error::Api(Box::new(status))
+    }
+
+    /// Only a finalizer patch refused for a changed list is a stale cache; everything else
+    /// is a failure with backoff.
+    #[test]
+    fn only_refused_finalizer_patches_are_stale_copies() {
+        use kube::runtime::finalizer::Error as F;
+        let fin = |e: F<Error>| Error::Finalizer(Box::new(e));
+        assert!(fin(F::AddFinalizer(api_error(422))).is_stale_finalizers());
+        assert!(fin(F::RemoveFinalizer(api_error(409))).is_stale_finalizers());
+        assert!(fin(F::RemoveFinalizer(api_error(404))).is_stale_finalizers());
+        assert!(!fin(F::AddFinalizer(api_error(404))).is_stale_finalizers());
+        assert!(!fin(F::AddFinalizer(api_error(403))).is_stale_finalizers());
+        assert!(!fin(F::RemoveFinalizer(api_error(500))).is_stale_finalizers());
+        assert!(!fin(F::ApplyFailed(Error::Kube(api_error(422)))).is_stale_finalizers());
+        assert!(!fin(F::UnnamedObject).is_stale_finalizers());
+        assert!(!Error::Kube(api_error(422)).is_stale_finalizers());
+    }
 
     #[test]
     fn usage_names_cover_a_year_across_the_new_year() {
