@@ -283,6 +283,8 @@ pub struct Engine {
     writer: Mutex<()>,
 }
 
+type CheckResult = Result<Decision, EngineError>;
+
 /// Engine ids; never reused, so a thread's cache never takes one engine for another.
 static ENGINE_IDS: AtomicU64 = AtomicU64::new(0);
 
@@ -729,13 +731,13 @@ impl Engine {
         let now = self.clock.now_nanos();
         let generation = self.generation.load(Ordering::Acquire);
         if generation % 2 == 1 {
-            return Self::check_shared(&self.tenants.load(), tenant, dimension, now, amount);
+            return self.check_shared(tenant, dimension, now, amount);
         }
         // SAFETY: `snapshot` is called again only by a later check; nothing below checks.
         let Some(map) =
             (unsafe { local::snapshot(self.id, generation, || self.tenants.load_full()) })
         else {
-            return Self::check_shared(&self.tenants.load(), tenant, dimension, now, amount);
+            return self.check_shared(tenant, dimension, now, amount);
         };
         Self::check_in(map, tenant, dimension, now, amount)
     }
@@ -746,18 +748,15 @@ impl Engine {
         self.tenants.load().cell(tenant, dimension).is_some()
     }
 
+    /// A check against the `ArcSwap` itself: while a snapshot is being published, or when the
+    /// thread has no cache (it is exiting). Out of line, so `check_in` is inlined only once.
     #[cold]
     #[inline(never)]
-    fn check_shared(
-        map: &TenantMap,
-        tenant: &str,
-        dimension: &str,
-        now: u64,
-        amount: u64,
-    ) -> Result<Decision, EngineError> {
-        Self::check_in(map, tenant, dimension, now, amount)
+    fn check_shared(&self, tenant: &str, dim: &str, now: u64, amount: u64) -> CheckResult {
+        Self::check_in(&self.tenants.load(), tenant, dim, now, amount)
     }
 
+    /// A check against `map`: from the decision index if it can, else the general path.
     #[inline(always)]
     fn check_in(
         map: &TenantMap,
