@@ -34,8 +34,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub settings: Settings,
-    /// Consecutive failures per tenant, for exponential backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Per tenant: consecutive failures, for exponential backoff, and stale finalizer patches.
+    retries: Mutex<Retries>,
     /// Last phase of each tenant, for the tenants-per-phase gauge.
     phases: Mutex<HashMap<String, Phase>>,
     /// The quota engine, when this operator runs one: limits go in, usage summaries come out.
@@ -49,7 +49,7 @@ impl Context {
             recorder,
             metrics,
             settings,
-            failures: Mutex::default(),
+            retries: Mutex::default(),
             phases: Mutex::default(),
             metering: None,
         }
@@ -84,14 +84,50 @@ impl Context {
 
     /// Backoff for the next retry of `tenant`: 1 s doubling to 5 min.
     fn backoff(&self, tenant: &str) -> Duration {
-        let mut failures = self.failures.lock().expect("not poisoned");
-        let n = failures.entry(tenant.to_string()).or_insert(0);
-        *n = (*n + 1).min(9);
-        Duration::from_secs(1 << (*n - 1)).min(Duration::from_secs(300))
+        self.retries.lock().expect("not poisoned").backoff(tenant)
+    }
+
+    /// Whether `tenant`'s refused finalizer patch may still be taken for a stale cache.
+    fn still_stale(&self, tenant: &str) -> bool {
+        self.retries
+            .lock()
+            .expect("not poisoned")
+            .still_stale(tenant)
     }
 
     fn succeeded(&self, tenant: &str) {
-        self.failures.lock().expect("not poisoned").remove(tenant);
+        self.retries.lock().expect("not poisoned").succeeded(tenant);
+    }
+}
+
+/// Retry bookkeeping per tenant, reset by a successful reconcile.
+#[derive(Default)]
+struct Retries {
+    failures: HashMap<String, u32>,
+    stale: HashMap<String, u32>,
+}
+
+impl Retries {
+    /// A stale cache clears with the next watch event, so a refusal that keeps coming back
+    /// is something else (a validation rule or policy the Tenant now fails): after this many
+    /// in a row it is an error like any other.
+    const STALE_LIMIT: u32 = 3;
+
+    fn backoff(&mut self, tenant: &str) -> Duration {
+        let n = self.failures.entry(tenant.to_string()).or_insert(0);
+        *n = (*n + 1).min(10);
+        Duration::from_secs(1 << (*n - 1)).min(Duration::from_secs(300))
+    }
+
+    fn still_stale(&mut self, tenant: &str) -> bool {
+        let n = self.stale.entry(tenant.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n <= Self::STALE_LIMIT
+    }
+
+    fn succeeded(&mut self, tenant: &str) {
+        self.failures.remove(tenant);
+        self.stale.remove(tenant);
     }
 }
 
@@ -147,5 +183,32 @@ impl Error {
             F::RemoveFinalizer(kube::Error::Api(s)) => matches!(s.code, 404 | 409 | 422),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_and_success_resets_it() {
+        let mut r = Retries::default();
+        let secs: Vec<u64> = (0..11).map(|_| r.backoff("a").as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(r.backoff("b").as_secs(), 1);
+        r.succeeded("a");
+        assert_eq!(r.backoff("a").as_secs(), 1);
+    }
+
+    /// Three refused finalizer patches in a row pass for a stale cache; the fourth is an
+    /// error, until a reconcile succeeds.
+    #[test]
+    fn a_refusal_that_keeps_coming_back_is_an_error() {
+        let mut r = Retries::default();
+        let seen: Vec<bool> = (0..5).map(|_| r.still_stale("a")).collect();
+        assert_eq!(seen, [true, true, true, false, false]);
+        assert!(r.still_stale("b"));
+        r.succeeded("a");
+        assert!(r.still_stale("a"));
     }
 }

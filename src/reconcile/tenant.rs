@@ -53,7 +53,7 @@ const STALE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Retry a failed reconcile with exponential backoff.
 pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
-    if error.is_stale_finalizers() {
+    if error.is_stale_finalizers() && ctx.still_stale(&tenant.name_any()) {
         tracing::debug!(tenant = %tenant.name_any(), %error, "finalizers changed since the cached copy; looking again");
         return Action::requeue(STALE_RETRY);
     }
