@@ -1,10 +1,11 @@
 //! One Tenant reconcile, behind the finalizer: provisioning on apply, the deletion policy on
 //! cleanup.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -116,7 +117,7 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         &name,
         &world,
         &desired,
-        &effective.spec.hard.clone().unwrap_or_default(),
+        effective.spec.hard.as_ref().unwrap_or(&BTreeMap::new()),
     )
     .await?;
     remove_orphans(ctx, &world, &desired, spec.deletion_policy).await?;
@@ -413,10 +414,7 @@ async fn apply_desired(
     tenant: &str,
     world: &World,
     desired: &Desired,
-    tenant_hard: &std::collections::BTreeMap<
-        String,
-        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-    >,
+    tenant_hard: &BTreeMap<String, Quantity>,
 ) -> Result<(), Error> {
     let c = &ctx.client;
     apply_each(&desired.namespaces, &world.namespaces, |_| {
@@ -479,12 +477,9 @@ async fn cap_raises(
     tenant: &str,
     world: &World,
     desired: &Desired,
-    tenant_hard: &std::collections::BTreeMap<
-        String,
-        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-    >,
-) -> Result<Vec<k8s_openapi::api::core::v1::ResourceQuota>, Error> {
-    let hard_of = |q: &k8s_openapi::api::core::v1::ResourceQuota| {
+    tenant_hard: &BTreeMap<String, Quantity>,
+) -> Result<Vec<ResourceQuota>, Error> {
+    let hard_of = |q: &ResourceQuota| {
         q.spec
             .as_ref()
             .and_then(|s| s.hard.clone())
@@ -499,7 +494,7 @@ async fn cap_raises(
                 })
         })
     });
-    if !raises || tenant_hard.is_empty() {
+    if !raises {
         return Ok(desired.quotas.clone());
     }
     let fresh = super::observe::observe_quotas(&ctx.client, tenant).await?;
