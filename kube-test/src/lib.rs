@@ -8,10 +8,12 @@
 //! # Ok(()) }
 //! ```
 
+mod catalog;
 mod error;
 mod fields;
 mod hooks;
 mod proto;
+mod proto_json;
 pub mod quantity;
 mod quota;
 mod rbac;

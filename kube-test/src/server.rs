@@ -1173,8 +1173,10 @@ fn path_get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn scale_object(def: &ResourceDef, o: &Value) -> Value {
     let (spec_path, status_path, sel_path) = def.scale.clone().unwrap_or_default();
-    let selector = if def.group == "apps" {
+    let selector = if def.crd.is_none() {
+        // apps workloads have a label selector, ReplicationControllers a plain map
         o.pointer("/spec/selector/matchLabels")
+            .or_else(|| o.pointer("/spec/selector").filter(|_| def.group.is_empty()))
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
