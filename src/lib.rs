@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod dev;
+pub mod kube_client;
 pub mod metrics;
 pub mod operator;
 pub mod quantity;

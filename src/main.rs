@@ -42,10 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(options) => {
             telemetry::init(cli.log_format);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
-            landlord::operator::run(client, options).await
+            landlord::operator::run(options).await
         }
         Command::Dev(options) => {
             telemetry::init(cli.log_format);

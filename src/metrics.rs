@@ -37,6 +37,8 @@ pub struct Metrics {
     pub tenants: Family<PhaseLabels, Gauge>,
     /// Unix time of the last complete usage flush; `time() - x` is the flush lag.
     pub last_flush: Gauge<i64, AtomicI64>,
+    /// Requests sent to the API server, by verb and resource.
+    pub kube_requests: crate::kube_client::RequestCounts,
     pub registry: Arc<Registry>,
 }
 
@@ -57,6 +59,7 @@ impl Metrics {
         });
         let tenants = Family::<PhaseLabels, Gauge>::default();
         let last_flush = Gauge::<i64, AtomicI64>::default();
+        let kube_requests = crate::kube_client::RequestCounts::default();
         registry.register(
             "landlord_reconciles",
             "Tenant reconciles by outcome",
@@ -78,6 +81,11 @@ impl Metrics {
             "Unix time of the last complete usage flush to TenantUsage",
             last_flush.clone(),
         );
+        registry.register(
+            "landlord_kube_requests",
+            "Requests sent to the Kubernetes API server, by verb and resource",
+            kube_requests.clone(),
+        );
         for collector in collectors {
             registry.register_collector(collector);
         }
@@ -87,6 +95,7 @@ impl Metrics {
             duration,
             tenants,
             last_flush,
+            kube_requests,
             registry: Arc::new(registry),
         }
     }

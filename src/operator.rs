@@ -58,6 +58,11 @@ pub struct Options {
         env = "LANDLORD_DIMENSIONS"
     )]
     pub dimensions: Vec<String>,
+    /// Manage only the Tenants matching this label selector (e.g. `shard=a`), so that several
+    /// operators can split a cluster's tenants between them, or a canary can take a few.
+    /// Plan tenant counts still count every Tenant.
+    #[arg(long, env = "LANDLORD_TENANT_SELECTOR")]
+    pub tenant_selector: Option<String>,
 }
 
 impl Default for Options {
@@ -80,6 +85,7 @@ impl Default for Options {
             ]
             .map(String::from)
             .to_vec(),
+            tenant_selector: None,
         }
     }
 }
@@ -102,10 +108,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
-/// Run the operator until Ctrl-C or SIGTERM, or until it loses the leader lease.
-pub async fn run(client: Client, options: Options) -> anyhow::Result<()> {
+/// Run the operator against the cluster in KUBECONFIG (or the in-cluster config) until
+/// Ctrl-C or SIGTERM, or until it loses the leader lease.
+pub async fn run(options: Options) -> anyhow::Result<()> {
     let engine = Arc::new(Engine::new(options.dimensions.clone()));
     let metrics = Metrics::new(vec![Box::new(QuotaMetrics::new(&engine))]);
+    let config = kube::Config::infer()
+        .await
+        .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
+    let client = crate::kube_client::counted(config, metrics.kube_requests.clone())?;
     let ready = Arc::new(AtomicBool::new(false));
     serve_metrics(&options, &metrics, ready.clone()).await?;
     let mut leading = if options.leader_elect {
@@ -233,6 +244,7 @@ async fn start_with(
         metrics,
         Settings {
             resync: options.resync,
+            tenant_selector: options.tenant_selector.clone(),
         },
     )
     .with_metering(metering);

@@ -32,11 +32,12 @@ fn tenant_of<K: Resource>(object: K) -> Option<ObjectRef<Tenant>> {
 pub async fn run(ctx: Arc<Context>, refresh: Option<tokio::sync::mpsc::Receiver<String>>) {
     let client = ctx.client.clone();
     let labelled = || watcher::Config::default().labels(TENANT_LABEL);
-    let controller = Controller::new(
-        Api::<Tenant>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(Config::default().concurrency(4));
+    let tenants = match &ctx.settings.tenant_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let controller = Controller::new(Api::<Tenant>::all(client.clone()), tenants)
+        .with_config(Config::default().concurrency(4));
     let store = controller.store();
     tokio::spawn(super::plans::run(client.clone()));
     controller

@@ -136,12 +136,15 @@ impl Retries {
 pub struct Settings {
     /// How often a converged tenant is looked at again (with ±10 % jitter).
     pub resync: Duration,
+    /// Only Tenants matching this label selector are reconciled (`--tenant-selector`).
+    pub tenant_selector: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             resync: Duration::from_secs(300),
+            tenant_selector: None,
         }
     }
 }

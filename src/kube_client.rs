@@ -1,0 +1,144 @@
+//! The operator's Kubernetes client: kube's own client with every request counted by verb and
+//! resource, so that "a converged operator sends nothing" can be read from its own metrics on
+//! any cluster, not only from an emulator's counters.
+
+use http::{Method, Request};
+use kube::client::{Body, ClientBuilder};
+use kube::{Client, Config};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Kubernetes' verbs: get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: String,
+    /// The plural resource, with `/status`-style subresources (`tenants/status`).
+    pub resource: String,
+}
+
+/// Requests sent to the API server (`landlord_kube_requests_total`).
+pub type RequestCounts = Family<RequestLabels, Counter>;
+
+/// A client for `config` whose requests are counted in `counts`.
+pub fn counted(config: Config, counts: RequestCounts) -> kube::Result<Client> {
+    let count = tower::util::MapRequestLayer::new(move |request: Request<Body>| {
+        let (verb, resource) = classify(request.method(), request.uri());
+        counts
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                resource,
+            })
+            .inc();
+        request
+    });
+    Ok(ClientBuilder::try_from(config)?.with_layer(&count).build())
+}
+
+/// Kubernetes' verb and resource of a request, from its method and path alone:
+/// `/api/v1/namespaces/a/configmaps/b` → (get, configmaps);
+/// `/apis/landlord.dev/v1alpha1/tenants/x/status` PATCH → (patch, tenants/status).
+pub fn classify(method: &Method, uri: &http::Uri) -> (&'static str, String) {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    // Skip `api/v1` or `apis/<group>/<version>`.
+    let rest = match segments.first() {
+        Some(&"api") => segments.get(2..),
+        Some(&"apis") => segments.get(3..),
+        _ => None,
+    }
+    .unwrap_or_default();
+    // `namespaces/<ns>/<resource>...` is namespaced; `namespaces[/<name>[/status|finalize]]`
+    // is the Namespace resource itself.
+    let rest = match rest {
+        ["namespaces", _, "status" | "finalize"] => rest.to_vec(),
+        ["namespaces", _, resource, tail @ ..] => [&[*resource][..], tail].concat(),
+        other => other.to_vec(),
+    };
+    let (resource, named) = match rest.as_slice() {
+        [] => ("", false),
+        [resource] => (*resource, false),
+        [resource, _name] => (*resource, true),
+        [resource, _name, sub, ..] => {
+            return (verb(method, true, uri), format!("{resource}/{sub}"));
+        }
+    };
+    (verb(method, named, uri), resource.to_string())
+}
+
+fn verb(method: &Method, named: bool, uri: &http::Uri) -> &'static str {
+    let watching = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    match (method.as_str(), named) {
+        ("GET", _) if watching => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(method: Method, uri: &str) -> (&'static str, String) {
+        classify(&method, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn requests_are_named_as_kubernetes_names_them() {
+        let cases = [
+            (Method::GET, "/api/v1/namespaces", ("list", "namespaces")),
+            (Method::GET, "/api/v1/namespaces/a", ("get", "namespaces")),
+            (
+                Method::GET,
+                "/api/v1/namespaces?watch=true&labelSelector=x",
+                ("watch", "namespaces"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/resourcequotas",
+                ("list", "resourcequotas"),
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/namespaces/a/resourcequotas/q?fieldManager=landlord",
+                ("patch", "resourcequotas"),
+            ),
+            (
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/default/events",
+                ("create", "events"),
+            ),
+            (
+                Method::PATCH,
+                "/apis/landlord.dev/v1alpha1/tenants/acme/status",
+                ("patch", "tenants/status"),
+            ),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/a/finalize",
+                ("update", "namespaces/finalize"),
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/a/pods",
+                ("deletecollection", "pods"),
+            ),
+            (
+                Method::POST,
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                ("create", "tokenreviews"),
+            ),
+            (Method::GET, "/version", ("list", "")),
+        ];
+        for (method, uri, (verb, resource)) in cases {
+            assert_eq!(of(method, uri), (verb, resource.to_string()), "{uri}");
+        }
+    }
+}

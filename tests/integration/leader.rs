@@ -1,0 +1,56 @@
+//! Leader election: one replica leads; a standby takes over when the leader dies.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn one_replica_leads_and_a_standby_takes_over() {
+    let c = Cluster::start("leader", "5m").await;
+    // The lease lives in a namespace of this test's own, so other runs never share it.
+    let lease_ns = c.name("lease");
+    Api::<Namespace>::all(c.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": lease_ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let replica = |metrics: u16| {
+        c.operator_command(&[
+            "--leader-elect",
+            "--leader-election-namespace",
+            &lease_ns,
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+            "--engine-addr",
+            "127.0.0.1:0",
+        ])
+        .env("POD_NAME", format!("replica-{metrics}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    let ready = |port: u16| async move { engine_call(port, "GET", "/readyz", "", None).await.0 };
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = replica(pa);
+    poll("first replica leads", || async { ready(pa).await == 200 }).await;
+    let mut b = replica(pb);
+    poll("second replica is up, standing by", || async {
+        ready(pb).await == 503
+    })
+    .await;
+    assert_eq!(ready(pa).await, 200);
+
+    a.kill().unwrap();
+    a.wait().unwrap();
+    poll("the standby takes over once the lease expires", || async {
+        ready(pb).await == 200
+    })
+    .await;
+    b.kill().unwrap();
+    b.wait().unwrap();
+    c.finish().await;
+}

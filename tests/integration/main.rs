@@ -1,0 +1,13 @@
+//! The `landlord` binary, unmodified, against an API server: kube-test by default, or the
+//! cluster in KUBECONFIG when `LANDLORD_E2E=1` (`make e2e`, and the second half of
+//! `make test`). Tests use only the Kubernetes API and the operator's own HTTP ports, so the
+//! same assertions hold on both.
+
+mod support;
+
+mod engine;
+mod leader;
+mod provisioning;
+mod quotas;
+mod steady_state;
+mod suspension;

@@ -1,0 +1,382 @@
+//! What every integration test needs: an API server (kube-test, or the cluster in KUBECONFIG
+//! when `LANDLORD_E2E=1`), the unmodified `landlord` binary running against it, and polling
+//! with deadlines written for a loaded two-core machine.
+//!
+//! Tests must hold on a shared real cluster too, so each test names its objects with its own
+//! run id (`$ID` in the YAML it applies), labels them `test.landlord.dev/run=<id>`, runs its
+//! operator with `--tenant-selector` on that label (so operators of other tests, or tenants
+//! left behind by an earlier run, never meet), asserts only about its own objects, and cleans
+//! up after itself with [`Cluster::finish`].
+
+#![allow(dead_code)] // each subject module uses its own part of the support
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use landlord::api::{Tenant, TenantQuota, TenantUsage};
+use serde_json::json;
+
+/// How long any awaited state may take: generous, because CI shares two cores with the API
+/// server, the controller manager and the other tests. A passing poll returns at once.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+pub const RUN_LABEL: &str = "test.landlord.dev/run";
+
+/// Whether the tests run against the cluster in KUBECONFIG rather than kube-test.
+pub fn on_real_cluster() -> bool {
+    std::env::var_os("LANDLORD_E2E").is_some()
+}
+
+pub struct Cluster {
+    pub client: Client,
+    /// The in-process kube-test server; `None` on a real cluster.
+    pub server: Option<kube_test::RunningServer>,
+    operator: Child,
+    pub kubeconfig: PathBuf,
+    resync: String,
+    /// This test's run id: a suffix of every name it creates.
+    pub id: String,
+    /// Where the operator serves the quota engine's API and its metrics.
+    pub engine_port: u16,
+    pub metrics_port: u16,
+    _dir: TempDir,
+}
+
+impl Cluster {
+    /// Start the API server (unless on a real cluster), install the CRDs, start the operator.
+    pub async fn start(tag: &str, resync: &str) -> Cluster {
+        let id = run_id();
+        let dir = TempDir::new(&format!("{tag}-{id}"));
+        let kubeconfig = dir.0.join("kubeconfig");
+        let (client, server) = if on_real_cluster() {
+            let from = std::env::var("KUBECONFIG").expect("KUBECONFIG for LANDLORD_E2E");
+            std::fs::copy(from, &kubeconfig).unwrap();
+            (Client::try_default().await.unwrap(), None)
+        } else {
+            let server = kube_test::ApiServer::start().await.unwrap();
+            server.write_kubeconfig(&kubeconfig).unwrap();
+            (server.client().await.unwrap(), Some(server))
+        };
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in landlord::api::crds() {
+            crds.patch(
+                &crd.name_any(),
+                &PatchParams::apply("landlord-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+        }
+        let tenants: Api<Tenant> = Api::all(client.clone());
+        poll("CRDs served", || async {
+            tenants.list(&ListParams::default().limit(1)).await.is_ok()
+        })
+        .await;
+        let (engine_port, metrics_port) = (free_port(), free_port());
+        let mut cluster = Cluster {
+            client,
+            server,
+            operator: Command::new("true").spawn().unwrap(),
+            kubeconfig,
+            resync: resync.to_string(),
+            id,
+            engine_port,
+            metrics_port,
+            _dir: dir,
+        };
+        cluster.restart_operator();
+        cluster
+    }
+
+    /// `base-<id>`: a name of this test's own.
+    pub fn name(&self, base: &str) -> String {
+        format!("{base}-{}", self.id)
+    }
+
+    /// The label selector that picks this test's objects.
+    pub fn selector(&self) -> String {
+        format!("{RUN_LABEL}={}", self.id)
+    }
+
+    /// Server-side apply YAML documents with `$ID` replaced by this test's id and the run
+    /// label added to each.
+    pub async fn apply(&self, yaml: &str) {
+        let yaml = yaml.replace("$ID", &self.id);
+        let mut docs = Vec::new();
+        for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&yaml).unwrap() {
+            if doc.is_null() {
+                continue;
+            }
+            doc["metadata"]["labels"][RUN_LABEL] = json!(self.id);
+            docs.push(serde_saphyr::to_string(&doc).unwrap());
+        }
+        landlord::dev::apply_yaml(&self.client, &docs.join("---\n"))
+            .await
+            .unwrap();
+    }
+
+    /// The operator binary with this test's kubeconfig and tenant selector, plus `args`.
+    pub fn operator_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_landlord"));
+        command
+            .arg("run")
+            .args(["--tenant-selector", &self.selector()])
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        command
+    }
+
+    /// Kill the operator (if running) and start a new one, as a crash or a rollout would.
+    pub fn restart_operator(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+        let engine = format!("127.0.0.1:{}", self.engine_port);
+        let metrics = format!("127.0.0.1:{}", self.metrics_port);
+        self.operator = self
+            .operator_command(&[
+                "--metrics-addr",
+                &metrics,
+                "--engine-addr",
+                &engine,
+                "--resync",
+                &self.resync,
+                "--flush-interval",
+                "1s",
+            ])
+            .spawn()
+            .unwrap();
+    }
+
+    /// Delete what this test made, while its operator still runs to release the finalizers:
+    /// Tenants, plans, usage ledgers and every namespace named with the run id. On kube-test
+    /// this also exercises deletion; on a shared cluster it keeps the next test's world small.
+    pub async fn finish(self) {
+        let by_run = ListParams::default().labels(&self.selector());
+        let tenants: Api<Tenant> = Api::all(self.client.clone());
+        tenants
+            .delete_collection(&DeleteParams::default(), &by_run)
+            .await
+            .unwrap();
+        poll("this test's tenants deleted", || async {
+            tenants.list(&by_run).await.unwrap().items.is_empty()
+        })
+        .await;
+        let plans: Api<TenantQuota> = Api::all(self.client.clone());
+        plans
+            .delete_collection(&DeleteParams::default(), &by_run)
+            .await
+            .unwrap();
+        let mine = |name: &str| name.contains(&format!("-{}", self.id));
+        let usages: Api<TenantUsage> = Api::all(self.client.clone());
+        for u in usages.list(&ListParams::default()).await.unwrap() {
+            if mine(&u.name_any()) {
+                let _ = usages.delete(&u.name_any(), &DeleteParams::default()).await;
+            }
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        for ns in namespaces.list(&ListParams::default()).await.unwrap() {
+            if mine(&ns.name_any()) && ns.metadata.deletion_timestamp.is_none() {
+                let _ = namespaces
+                    .delete(&ns.name_any(), &DeleteParams::default())
+                    .await;
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+    }
+}
+
+/// Six lowercase letters and digits, different for every test of every run.
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    let mut n = hasher.finish();
+    (0..6)
+        .map(|_| {
+            let c = b"abcdefghijklmnopqrstuvwxyz0123456789"[(n % 36) as usize];
+            n /= 36;
+            c as char
+        })
+        .collect()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("landlord-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Poll `check` every 50 ms until it holds, failing after [`DEADLINE`].
+pub async fn poll<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn condition(t: &Tenant, type_: &str) -> Option<(String, String)> {
+    let c = t
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// Wait until `tenant` reports condition `type_` with `status` and `reason` for its current
+/// generation, and return it.
+pub async fn wait_condition(
+    client: &Client,
+    tenant: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> Tenant {
+    let api: Api<Tenant> = Api::all(client.clone());
+    let want = Some((status.to_string(), reason.to_string()));
+    poll(&format!("{tenant} {type_}={status} {reason}"), || async {
+        api.get_opt(tenant).await.ok().flatten().is_some_and(|t| {
+            condition(&t, type_) == want
+                && t.status.as_ref().unwrap().observed_generation == t.metadata.generation
+        })
+    })
+    .await;
+    api.get(tenant).await.unwrap()
+}
+
+/// `spec.hard` of Landlord's quota in `ns`.
+pub async fn hard(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let rq = Api::<ResourceQuota>::namespaced(client.clone(), ns)
+        .get("landlord-quota")
+        .await
+        .unwrap();
+    rq.spec
+        .unwrap()
+        .hard
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+/// A request to the operator's HTTP ports with a bearer token: (status, JSON body);
+/// status 0 when nothing answers.
+pub async fn engine_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioExecutor;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    match client.request(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+/// The operator's Prometheus text.
+pub async fn metrics_text(port: u16) -> String {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/metrics").parse().unwrap())
+        .await
+        .unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The value of every sample of `metric` in Prometheus text, keyed by its label text
+/// (`verb="patch",resource="namespaces"`).
+pub fn samples(text: &str, metric: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(metric)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            Some((labels.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// A new ServiceAccount in `namespace` and a token for it.
+pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &sa).await.unwrap();
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let answer: TokenRequest = api
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    answer.status.unwrap().token
+}
