@@ -434,7 +434,11 @@ fn structure(name: &str, fields: &[(String, Node)]) -> Value {
                     Node::List(l) => !l.is_empty(),
                     Node::Map(e) => !e.is_empty(),
                     // Go encodes every non-pointer string, empty or not
-                    Node::Some(x) => **x != Node::Str(String::new()),
+                    Node::Some(x) if **x == Node::Str(String::new()) => false,
+                    // nor is a zero generation ever meant (pod templates carry one)
+                    Node::Some(x) if name == "ObjectMeta" && f == "generation" => {
+                        **x != Node::Num("0".into())
+                    }
                     _ => true,
                 };
                 if keep {

@@ -837,7 +837,7 @@ impl State {
                     obj["status"] = json!({"phase": "Pending", "qosClass": quota::qos_class(obj)});
                 }
             }
-            ("apps", "Deployment") | ("apps", "StatefulSet") => {
+            ("apps", "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet") => {
                 let mut causes = validate_pod_spec(
                     obj.pointer("/spec/template/spec").unwrap_or(&Value::Null),
                     "spec.template.spec",
@@ -873,7 +873,7 @@ impl State {
                 if !causes.is_empty() {
                     return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
                 }
-                if obj.pointer("/spec/replicas").is_none() {
+                if def.kind != "DaemonSet" && obj.pointer("/spec/replicas").is_none() {
                     obj["spec"]["replicas"] = json!(1);
                 }
             }
