@@ -6,7 +6,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// (name, namespaced, shortNames, verbs) of a group version's discovery list.
 async fn resources(client: &kube::Client, gv: &str) -> Vec<(String, bool, Vec<String>, usize)> {
@@ -285,50 +285,40 @@ async fn generation_is_set_only_where_a_real_server_sets_it() {
         .unwrap();
     assert_eq!(created.metadata.generation, None);
 
-    let cases: [(&str, &str, &str, &str, Option<&str>, Value, Option<i64>); 4] = [
+    // (plural, namespace, object, generation)
+    let cases = [
         (
-            "scheduling.k8s.io",
-            "PriorityClass",
             "priorityclasses",
-            "high",
             None,
-            json!({"value": 1000}),
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": 1000}),
             Some(1),
         ),
         (
-            "discovery.k8s.io",
-            "EndpointSlice",
             "endpointslices",
-            "web-1",
             Some("gen"),
-            json!({"addressType": "IPv4", "endpoints": []}),
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "web-1"}, "addressType": "IPv4", "endpoints": []}),
             Some(1),
         ),
         (
-            "storage.k8s.io",
-            "StorageClass",
             "storageclasses",
-            "fast",
             None,
-            json!({"provisioner": "example.com/disk"}),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"}, "provisioner": "example.com/disk"}),
             None,
         ),
         (
-            "",
-            "Endpoints",
             "endpoints",
-            "web",
             Some("gen"),
-            json!({}),
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"}}),
             None,
         ),
     ];
-    for (group, kind, plural, name, ns, body, generation) in cases {
-        let api = dynamic(&client, group, "v1", kind, plural, ns);
-        let mut o = json!({"apiVersion": if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") }, "kind": kind, "metadata": {"name": name}});
-        for (k, v) in body.as_object().unwrap() {
-            o[k] = v.clone();
-        }
+    for (plural, ns, o, generation) in cases {
+        let (group, version) = match o["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), "v1".to_string()),
+        };
+        let kind = o["kind"].as_str().unwrap().to_string();
+        let api = dynamic(&client, &group, &version, &kind, plural, ns);
         let created = api.create(&PostParams::default(), &obj(o)).await.unwrap();
         assert_eq!(created.metadata.generation, generation, "{kind}");
     }
