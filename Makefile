@@ -11,10 +11,11 @@ help: ## Show the targets
 build: ## Build every binary (landlord, kube-test)
 	$(CARGO) build --workspace --bins
 
-test: ## Run all tests: unit, CRD validation and drift, kube-test, integration, kubectl, chart
+test: ## Run all tests: unit, CRD, kube-test, integration, kubectl, chart; then again on a real control plane
 	$(CARGO) test --workspace
 	bash tests/kubectl-dev.sh
 	python3 tests/chart_test.py
+	bash tests/real-cluster.sh
 
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
@@ -34,9 +35,10 @@ chart: ## Helm chart: lint, render, schema, install.yaml in sync, kubectl agains
 dev: ## Run `landlord dev`: embedded API server, operator and example tenants
 	$(CARGO) run --release -- dev
 
-e2e: ## Run the integration suites against the cluster in KUBECONFIG
+e2e: ## Integration suites, admission table and chart install against the cluster in KUBECONFIG
 	@test -n "$$KUBECONFIG" || { echo "set KUBECONFIG to a cluster you may write to"; exit 2; }
-	LANDLORD_E2E=1 $(CARGO) test --test '*' -- --test-threads=1
+	LANDLORD_E2E=1 $(CARGO) test -p landlord --test integration
+	python3 tests/chart_test.py --cluster
 
 bench: ## Benchmarks, printed as ratios against baselines measured in the same run
 	$(CARGO) bench --bench engine

@@ -10,6 +10,9 @@ use kube::CustomResourceExt;
 use landlord::api::{Tenant, TenantQuota, TenantUsage};
 use serde_json::{Map, Value, json};
 
+mod admission_table;
+use admission_table::{bad_documents, valid_documents};
+
 /// The `openAPIV3Schema` of a CRD's only version.
 fn schema_of(
     crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -178,81 +181,6 @@ fn parse(yaml: &str) -> Value {
     serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("fixture is not YAML: {e}\n{yaml}"))
 }
 
-fn tenant(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
-}
-
-fn plan(spec: &str) -> String {
-    format!(
-        "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata:\n  name: pro\nspec:\n{spec}"
-    )
-}
-
-/// (case, document, field path the error names, words of the message).
-fn bad_documents() -> Vec<(&'static str, String, &'static str, &'static str)> {
-    let long41 = "a".repeat(41);
-    let long40 = "a".repeat(40);
-    let ns23 = "n".repeat(23);
-    vec![
-        ("tenant name over 40", tenant(&long41, "  {}"), "", "at most 40 characters"),
-        ("tenant name upper case", tenant("Acme", "  {}"), "", "DNS-1123 label"),
-        ("tenant name with a dot", tenant("acme.corp", "  {}"), "", "DNS-1123 label"),
-        ("namespace name upper case", tenant("acme", "  namespaces: [{name: Dev}]"), "/spec/namespaces/0/name", "does not match"),
-        ("namespace name leading dash", tenant("acme", "  namespaces: [{name: -dev}]"), "/spec/namespaces/0/name", "does not match"),
-        ("namespace name too long for tenant", tenant(&long40, &format!("  namespaces: [{{name: {ns23}}}]")), "", "must fit in 63 characters"),
-        ("duplicate namespace names", tenant("acme", "  namespaces: [{name: dev}, {name: dev}]"), "/spec/namespaces/1", "Duplicate value"),
-        ("owner of unknown kind", tenant("acme", "  owners: [{kind: Robot, name: r2}]"), "/spec/owners/0/kind", "is not one of"),
-        ("service account owner without namespace", tenant("acme", "  owners: [{kind: ServiceAccount, name: ci}]"), "/spec/owners/0", "needs a namespace"),
-        ("user owner with namespace", tenant("acme", "  owners: [{kind: User, name: alice, namespace: dev}]"), "/spec/owners/0", "applies only to ServiceAccount"),
-        ("owner with empty name", tenant("acme", "  owners: [{kind: User, name: ''}]"), "/spec/owners/0/name", "shorter than 1"),
-        ("negative namespace quota", tenant("acme", "  namespaces: [{name: dev, hard: {pods: '-1'}}]"), "/spec/namespaces/0/hard/pods", "does not match"),
-        ("malformed namespace quota", tenant("acme", "  namespaces: [{name: dev, hard: {requests.cpu: lots}}]"), "/spec/namespaces/0/hard/requests.cpu", "does not match"),
-        ("negative integer namespace quota", tenant("acme", "  namespaces: [{name: dev, hard: {pods: -5}}]"), "/spec/namespaces/0/hard/pods", "less than the minimum"),
-        ("unknown state", tenant("acme", "  state: Paused"), "/spec/state", "is not one of"),
-        ("unknown deletion policy", tenant("acme", "  deletionPolicy: Purge"), "/spec/deletionPolicy", "is not one of"),
-        ("unknown network isolation", tenant("acme", "  isolation: {network: Closed}"), "/spec/isolation/network", "is not one of"),
-        ("zero retention days", tenant("acme", "  retentionDays: 0"), "/spec/retentionDays", "less than the minimum"),
-        ("reserved namespace label", tenant("acme", "  namespaces: [{name: dev, labels: {landlord.dev/tenant: other}}]"), "/spec/namespaces/0/labels", "set by Landlord"),
-        ("pod security label forged", tenant("acme", "  namespaces: [{name: dev, labels: {pod-security.kubernetes.io/enforce: privileged}}]"), "/spec/namespaces/0/labels", "set by Landlord"),
-        ("unknown spec field", tenant("acme", "  tenantId: 7"), "/spec", "tenantId"),
-        ("plan reference upper case", tenant("acme", "  quotaRef: Pro"), "/spec/quotaRef", "does not match"),
-        ("duplicate feature flags", tenant("acme", "  features: [sso, sso]"), "/spec/features", "non-unique"),
-        ("override with zero period", tenant("acme", "  overrides: {rates: [{name: api-calls, limit: 10, per: 0s}]}"), "/spec/overrides/rates/0", "positive duration"),
-        ("rate with negative period", plan("  rates: [{name: api-calls, limit: 10, per: -1m}]"), "/spec/rates/0/per", "does not match"),
-        ("rate with period in words", plan("  rates: [{name: api-calls, limit: 10, per: 1 minute}]"), "/spec/rates/0/per", "does not match"),
-        ("rate with zero period", plan("  rates: [{name: api-calls, limit: 10, per: 0m}]"), "/spec/rates/0", "positive duration"),
-        ("rate with negative limit", plan("  rates: [{name: api-calls, limit: -1, per: 1m}]"), "/spec/rates/0/limit", "less than the minimum"),
-        ("rate limit over 2^53", plan("  rates: [{name: api-calls, limit: 9007199254740993, per: 1m}]"), "/spec/rates/0/limit", "greater than the maximum"),
-        ("rate with zero burst", plan("  rates: [{name: api-calls, limit: 10, per: 1m, burst: 0}]"), "/spec/rates/0/burst", "less than the minimum"),
-        ("burst on a sliding window", plan("  rates: [{name: api-calls, limit: 10, per: 1m, burst: 20, algorithm: SlidingWindow}]"), "/spec/rates/0", "only to the TokenBucket"),
-        ("unknown algorithm", plan("  rates: [{name: api-calls, limit: 10, per: 1m, algorithm: LeakyBucket}]"), "/spec/rates/0/algorithm", "is not one of"),
-        ("duplicate rate names", plan("  rates: [{name: api-calls, limit: 10, per: 1m}, {name: api-calls, limit: 5, per: 1s}]"), "/spec/rates/1", "Duplicate value"),
-        ("malformed plan quantity", plan("  hard: {requests.memory: 1.5.3Gi}"), "/spec/hard/requests.memory", "does not match"),
-        ("negative plan quantity", plan("  hard: {requests.memory: -2Gi}"), "/spec/hard/requests.memory", "does not match"),
-        ("negative max namespaces", plan("  maxNamespaces: -1"), "/spec/maxNamespaces", "less than the minimum"),
-        ("unknown pod security level", plan("  podSecurity: strict"), "/spec/podSecurity", "is not one of"),
-        ("negative concurrency", plan("  concurrency: [{name: connections, limit: -3}]"), "/spec/concurrency/0/limit", "less than the minimum"),
-        ("price item with both targets", plan("  pricing: {currency: USD, items: [{dimension: api-calls, resource: requests.cpu, price: '1'}]}"), "/spec/pricing/items/0", "exactly one of dimension or resource"),
-        ("price item with no target", plan("  pricing: {currency: USD, items: [{price: '1'}]}"), "/spec/pricing/items/0", "exactly one of dimension or resource"),
-        ("negative price", plan("  pricing: {currency: USD, items: [{dimension: api-calls, price: '-1'}]}"), "/spec/pricing/items/0/price", "does not match"),
-        ("lower-case currency", plan("  pricing: {currency: usd, items: []}"), "/spec/pricing/currency", "does not match"),
-        (
-            "usage named apart from tenant and period",
-            "apiVersion: landlord.dev/v1alpha1\nkind: TenantUsage\nmetadata: {name: acme-2026-10}\nspec: {tenant: acme, period: 2026-11}".into(),
-            "",
-            "named <tenant>-<period>",
-        ),
-        (
-            "usage with month 13",
-            "apiVersion: landlord.dev/v1alpha1\nkind: TenantUsage\nmetadata: {name: acme-2026-13}\nspec: {tenant: acme, period: 2026-13}".into(),
-            "/spec/period",
-            "does not match",
-        ),
-    ]
-}
-
 #[test]
 fn every_bad_document_is_refused_for_its_reason() {
     let cases = bad_documents();
@@ -274,26 +202,6 @@ fn every_bad_document_is_refused_for_its_reason() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-fn valid_documents() -> Vec<(&'static str, String)> {
-    let example = |file: &str| {
-        std::fs::read_to_string(format!(
-            "{}/manifests/examples/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    };
-    vec![
-        ("minimal tenant", tenant("acme", "  {}")),
-        ("tenant at the name limits", tenant(&"a".repeat(40), &format!("  namespaces: [{{name: {}}}]", "n".repeat(22)))),
-        ("minimal plan", plan("  {}")),
-        ("service account owner", tenant("acme", "  owners: [{kind: ServiceAccount, name: ci, namespace: tools}]")),
-        ("integer quantities", plan("  hard: {pods: 10, requests.cpu: 4, requests.memory: 8Gi}\n  namespaceHard: {pods: 5}")),
-        ("usage", "apiVersion: landlord.dev/v1alpha1\nkind: TenantUsage\nmetadata: {name: acme-2026-11}\nspec: {tenant: acme, period: 2026-11}".into()),
-        ("example tenant", example("tenant-acme.yaml")),
-        ("example plan", example("plan-pro.yaml")),
-    ]
 }
 
 #[test]

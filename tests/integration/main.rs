@@ -5,6 +5,10 @@
 
 mod support;
 
+#[path = "../admission_table/mod.rs"]
+mod admission_table;
+
+mod admission;
 mod engine;
 mod leader;
 mod provisioning;
