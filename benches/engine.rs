@@ -13,7 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use landlord::quota::{Algorithm, Engine, GaugeSpec, RateSpec, StaticTokens, TenantLimits, http};
+use landlord::engine::{Algorithm, Engine, GaugeSpec, RateSpec, TenantLimits};
+use landlord::engine_http::{self as http, StaticTokens};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -3,12 +3,17 @@
 //! The library holds everything; `src/main.rs` is a thin CLI over it so that tests and
 //! benchmarks reach the same code the binary runs.
 
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod dev;
+pub mod duration;
+pub mod engine;
+pub mod engine_http;
 pub mod kube_client;
+pub mod metering;
 pub mod metrics;
 pub mod operator;
 pub mod quantity;
-pub mod quota;
 pub mod reconcile;
 pub mod telemetry;

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::{mpsc, watch};
 
+use crate::engine::{Engine, QuotaMetrics};
+use crate::metering::ledger::{self, Metering};
+use crate::metering::tokenreview::TokenReviewer;
 use crate::metrics::Metrics;
-use crate::quota::ledger::{self, Metering};
-use crate::quota::tokenreview::TokenReviewer;
-use crate::quota::{Engine, QuotaMetrics};
 use crate::reconcile::{self, Context, Settings};
 
 /// Options of `landlord run`.
@@ -31,10 +31,10 @@ pub struct Options {
     #[arg(long, default_value = "0.0.0.0:8081", env = "LANDLORD_ENGINE_ADDR")]
     pub engine_addr: SocketAddr,
     /// How often a converged tenant is checked again (e.g. 5m, 30s).
-    #[arg(long, default_value = "5m", value_parser = parse_duration, env = "LANDLORD_RESYNC")]
+    #[arg(long, default_value = "5m", value_parser = crate::duration::flag, env = "LANDLORD_RESYNC")]
     pub resync: Duration,
     /// How often metered usage is flushed to TenantUsage (the most a restart can lose).
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "LANDLORD_FLUSH_INTERVAL")]
+    #[arg(long, default_value = "10s", value_parser = crate::duration::flag, env = "LANDLORD_FLUSH_INTERVAL")]
     pub flush_interval: Duration,
     /// Members of this group may call the quota engine for any tenant.
     #[arg(
@@ -88,24 +88,6 @@ impl Default for Options {
             tenant_selector: None,
         }
     }
-}
-
-/// `30s`, `5m`, `1h`, `250ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30s or 5m"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{text}`: unit must be ms, s, m or h")),
-    })
 }
 
 /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config) until
@@ -220,7 +202,7 @@ async fn start_with(
     serve(
         "quota engine",
         options.engine_addr,
-        crate::quota::http::router(engine.clone(), auth),
+        crate::engine_http::router(engine.clone(), auth),
     )
     .await?;
     let metering = Arc::new(Metering::new(engine, client.clone()));
@@ -262,18 +244,4 @@ async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Res
         }
     });
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_like_kubectl_flags() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
 }

@@ -25,8 +25,8 @@ use kube::runtime::events::Recorder;
 use std::sync::Arc;
 
 use crate::api::Phase;
+use crate::metering::ledger::Metering;
 use crate::metrics::Metrics;
-use crate::quota::ledger::Metering;
 
 /// Everything a reconcile needs besides the Tenant.
 pub struct Context {

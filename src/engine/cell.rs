@@ -1,6 +1,9 @@
 //! One rate limit's parameters and counting state, whatever the algorithm, and the cell
 //! holding a (tenant, dimension)'s hot state.
 
+// The hot path: raw pointers into one cache-line allocation, and per-thread snapshots.
+#![allow(unsafe_code)]
+
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::marker::PhantomData;
 use std::ptr::NonNull;

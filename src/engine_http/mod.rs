@@ -19,10 +19,15 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{AuthError, Authenticator, Caller};
-use super::decision::{Decision, EngineError, MAX_AMOUNT, Reason};
-use super::engine::Engine;
-use super::meter::{Period, Usage};
+pub mod auth;
+#[cfg(test)]
+mod tests;
+
+pub use auth::{AuthError, Authenticator, Caller, StaticTokens};
+
+use crate::engine::decision::{Decision, EngineError, MAX_AMOUNT, Reason};
+use crate::engine::engine::Engine;
+use crate::engine::meter::{Period, Usage};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;

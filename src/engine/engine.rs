@@ -20,6 +20,9 @@
 //! shared, always cached, dimension names) instead of a tenant, its dimension list and then
 //! the cell; everything else takes the general path through the tenant.
 
+// The hot path: raw pointers into one cache-line allocation, and per-thread snapshots.
+#![allow(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};

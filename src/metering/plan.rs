@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::{Algorithm, GaugeSpec, PriceItem, Pricing, RateSpec, SlotSpec, TenantLimits};
 use crate::api;
+use crate::engine::{Algorithm, GaugeSpec, PriceItem, Pricing, RateSpec, SlotSpec, TenantLimits};
 
 /// Lease of a concurrency slot when the plan does not say.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
@@ -18,7 +18,7 @@ pub fn limits(plan: &api::TenantQuotaSpec, suspended: bool) -> Result<TenantLimi
             Ok(RateSpec {
                 name: r.name.clone(),
                 limit: r.limit,
-                per: parse_duration(&r.per)
+                per: crate::duration::parse(&r.per)
                     .ok_or_else(|| format!("rate {}: `{}` is not a duration", r.name, r.per))?,
                 burst: r.burst,
                 algorithm: match r.algorithm {
@@ -86,50 +86,9 @@ pub fn pricing(plan: &api::TenantQuotaSpec) -> Option<Pricing> {
     })
 }
 
-/// A Go-style duration: `1s`, `1m30s`, `1.5h`, `250ms`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text;
-    let mut total = Duration::ZERO;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += Duration::from_secs_f64(number * seconds);
-        rest = &rest[unit_end..];
-    }
-    Some(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("5d"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("m"), None);
-    }
 
     #[test]
     fn a_plan_becomes_engine_limits_and_prices() {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
+use crate::engine::{Algorithm, GaugeSpec, ManualClock, RateSpec, SlotSpec, TenantLimits};
 
 struct Fixture {
     clock: Arc<ManualClock>,
@@ -54,7 +55,7 @@ fn fixture() -> Fixture {
     let auth = StaticTokens::new()
         .tenant("acme-token", "acme")
         .admin("admin-token", "gateway");
-    let app = http::router(engine.clone(), Arc::new(auth));
+    let app = router(engine.clone(), Arc::new(auth));
     Fixture { clock, engine, app }
 }
 

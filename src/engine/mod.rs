@@ -1,11 +1,13 @@
-//! The embedded quota engine: rate limits, concurrency slots, gauges, metering, pricing and
-//! the HTTP API that serves them (DESIGN.md section 3).
+//! The embedded quota engine: rate limits, concurrency slots, gauges, metering and pricing
+//! (DESIGN.md section 3). Pure: it imports nothing from Kubernetes; `engine_http` serves it
+//! and `metering` connects it to the cluster. `unsafe` lives only in `cell` and `engine`,
+//! where the hot path needs it.
 //!
 //! The hot path (`Engine::check`) takes no lock: one shared load (the engine's generation,
 //! to reuse the thread's copy of the tenant snapshot), one hash lookup, and in one 64-byte
 //! cache line a compare-exchange on the token bucket and a `fetch_add` on the hour meter. State per (tenant,
 //! dimension) is a few atomics shared between successive plans, so a plan change keeps what
-//! was used. The operator converts its plans into [`TenantLimits`], serves [`http::router`],
+//! was used. The operator converts its plans into [`TenantLimits`], is served by `engine_http`,
 //! registers [`QuotaMetrics`], and persists [`Engine::usage`] through its ledger, which seeds
 //! the engine back with [`Engine::load_usage`] after a restart.
 
@@ -14,17 +16,14 @@ mod cell;
 mod slots;
 mod window;
 
-pub mod auth;
 pub mod clock;
 pub mod decision;
 pub mod engine;
-pub mod http;
 pub mod limits;
 pub mod meter;
 pub mod metrics;
 pub mod pricing;
 
-pub use auth::{AuthError, Authenticator, Caller, StaticTokens};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
 pub use engine::{
@@ -37,9 +36,3 @@ pub use pricing::{Cost, CostLine, PriceItem, Pricing, PricingError};
 
 #[cfg(test)]
 mod engine_tests;
-#[cfg(test)]
-mod http_tests;
-
-pub mod ledger;
-pub mod plan;
-pub mod tokenreview;

@@ -18,9 +18,11 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{DimensionUsage as EngineUsage, Engine, Period, Pricing, TenantLimits, Usage};
 use crate::api::{
     self, CostStatus, DimensionUsage, RateStatus, TenantUsage, TenantUsageSpec, TenantUsageStatus,
+};
+use crate::engine::{
+    DimensionUsage as EngineUsage, Engine, Period, Pricing, TenantLimits, Usage, pricing,
 };
 use crate::quantity;
 
@@ -302,7 +304,7 @@ impl Metering {
     ) -> Option<CostStatus> {
         let currency = meta.currency.clone()?;
         let mut amount = match &meta.pricing {
-            Some(p) => super::pricing::cost(p, &super::pricing::totals(usage))
+            Some(p) => pricing::cost(p, &pricing::totals(usage))
                 .ok()?
                 .total
                 .parse::<Decimal>()
@@ -506,7 +508,7 @@ async fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quota::ManualClock;
+    use crate::engine::ManualClock;
 
     /// An engine on a manual clock with its metering against a fresh kube-test (kept alive
     /// by the returned server).
@@ -558,7 +560,7 @@ mod tests {
             let decision = engine.check("acme", d, 1).unwrap();
             assert_eq!(
                 (decision.allowed, decision.reason),
-                (false, Some(crate::quota::Reason::TenantSuspended)),
+                (false, Some(crate::engine::Reason::TenantSuspended)),
                 "{d}"
             );
         }
@@ -577,7 +579,7 @@ mod tests {
         assert!(metering.set_tenant("newco", &bad, true).await.is_err());
         assert_eq!(
             engine.check("newco", "api-calls", 1).unwrap().reason,
-            Some(crate::quota::Reason::TenantSuspended)
+            Some(crate::engine::Reason::TenantSuspended)
         );
     }
 

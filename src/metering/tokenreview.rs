@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::{AuthError, Authenticator, Caller};
 use crate::api::{TENANT_LABEL, Tenant};
+use crate::engine_http::{AuthError, Authenticator, Caller};
 use crate::reconcile::observe::is_ours;
 
 /// How long a verified token is trusted before it is reviewed again.
