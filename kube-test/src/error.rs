@@ -114,6 +114,10 @@ impl ApiError {
             "kind": "Status", "apiVersion": "v1", "metadata": {},
             "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
         });
+        // an internal error (500) carries no reason, as on the real server
+        if self.reason.is_empty() {
+            v.as_object_mut().map(|m| m.remove("reason"));
+        }
         if let Some(d) = &self.details {
             v["details"] = d.clone();
         }

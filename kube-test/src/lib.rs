@@ -24,6 +24,7 @@ mod server;
 mod ssa;
 mod state;
 mod table;
+mod typed_patch;
 
 pub use hooks::{Hooks, Injection, InjectionId};
 

@@ -157,37 +157,41 @@ fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>, root: bool) 
             }
         }
         Value::Number(n) => {
-            let f = n.as_f64().unwrap_or_default();
             let excl_max = s.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
             let excl_min = s.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
-            if let Some(max) = num("maximum")
-                && (f > max || (excl_max && f == max))
+            if let Some(max) = s.get("maximum").and_then(Value::as_number)
+                && let Some(ord) = compare_numbers(n, max)
+                && (ord.is_gt() || (excl_max && ord.is_eq()))
             {
                 let rel = if excl_max {
                     "less than"
                 } else {
                     "less than or equal to"
                 };
+                let max = max.as_f64().unwrap_or_default();
                 out.push(Cause::new(
                     path,
                     "FieldValueInvalid",
                     format!("Invalid value: {v}: {path} in body should be {rel} {max}"),
                 ));
             }
-            if let Some(min) = num("minimum")
-                && (f < min || (excl_min && f == min))
+            if let Some(min) = s.get("minimum").and_then(Value::as_number)
+                && let Some(ord) = compare_numbers(n, min)
+                && (ord.is_lt() || (excl_min && ord.is_eq()))
             {
                 let rel = if excl_min {
                     "greater than"
                 } else {
                     "greater than or equal to"
                 };
+                let min = min.as_f64().unwrap_or_default();
                 out.push(Cause::new(
                     path,
                     "FieldValueInvalid",
                     format!("Invalid value: {v}: {path} in body should be {rel} {min}"),
                 ));
             }
+            let f = n.as_f64().unwrap_or_default();
             if let Some(m) = num("multipleOf")
                 && m != 0.0
                 && (f / m).fract() != 0.0
@@ -250,18 +254,16 @@ fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>, root: bool) 
                             .collect::<Vec<_>>()
                             == k
                     }) {
-                        let shown: Vec<String> = keys
+                        let shown: serde_json::Map<String, Value> = keys
                             .iter()
                             .zip(k.iter())
-                            .map(|(a, b)| format!("\"{a}\":{b}"))
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(a, b)| (a.to_string(), (*b).clone()))
                             .collect();
                         out.push(Cause::new(
                             format!("{path}[{i}]"),
                             "FieldValueDuplicate",
-                            format!(
-                                "Duplicate value: map[string]interface {{}}{{{}}}",
-                                shown.join(", ")
-                            ),
+                            format!("Duplicate value: {}", Value::Object(shown)),
                         ));
                     }
                 }
@@ -332,21 +334,44 @@ fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>, root: bool) 
     }
 }
 
-fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = obj;
-    for seg in path.split('.').filter(|s| !s.is_empty()) {
-        let (name, idx) = match seg.split_once('[') {
-            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (seg, None),
-        };
-        if !name.is_empty() {
-            cur = cur.get(name)?;
+/// Order two JSON numbers exactly. Integers beyond 2^53 lose precision as
+/// f64 (9007199254740993 would equal a `maximum` of 9007199254740992), so a
+/// bound that is a whole number is compared to an integer value as an
+/// integer, as the real server does.
+fn compare_numbers(a: &serde_json::Number, b: &serde_json::Number) -> Option<std::cmp::Ordering> {
+    fn exact(n: &serde_json::Number) -> Option<i128> {
+        if let Some(i) = n.as_i64() {
+            return Some(i128::from(i));
         }
-        if let Some(i) = idx {
-            cur = cur.get(i)?;
+        if let Some(u) = n.as_u64() {
+            return Some(i128::from(u));
         }
+        // a whole f64 of this size converts to i128 without loss
+        let f = n.as_f64()?;
+        (f.fract() == 0.0 && f.abs() < 1.0e38).then_some(f as i128)
     }
-    Some(cur)
+    let integer = a.is_i64() || a.is_u64();
+    match (exact(a), exact(b)) {
+        (Some(x), Some(y)) if integer => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+/// A failed `x-kubernetes-validations` rule as the real server reports it:
+/// the rule's message without the value (v1.36 omits it), and `<nil>` as the
+/// field of a rule on the root of the schema.
+fn cel_cause(e: &kube_cel::ValidationError) -> Cause {
+    let field = match e.field_path.trim_start_matches('.') {
+        "" => "<nil>".to_string(),
+        f => f.to_string(),
+    };
+    let (reason, prefix) = match e.reason.as_deref() {
+        Some("FieldValueForbidden") => ("FieldValueForbidden", "Forbidden"),
+        Some("FieldValueRequired") => ("FieldValueRequired", "Required value"),
+        Some("FieldValueDuplicate") => ("FieldValueDuplicate", "Duplicate value"),
+        _ => ("FieldValueInvalid", "Invalid value"),
+    };
+    Cause::new(field, reason, format!("{prefix}: {}", e.message))
 }
 
 /// Prune, default and validate a custom resource. Returns the object to store.
@@ -373,31 +398,34 @@ pub fn admit(
     prune(&mut o, schema, "", &mut ignored, true);
     let mut causes = vec![];
     validate(&o, schema, "", &mut causes, true);
-    if causes.is_empty()
-        && let Err(errs) = validator.validate_with_context(schema, &o, old, Some(ctx))
-    {
-        for e in errs {
-            let field = e.field_path.trim_start_matches('.').to_string();
-            let tn = value_at(&o, &field).map(type_name).unwrap_or("object");
-            let (reason, msg) = match e.reason.as_deref() {
-                Some("FieldValueForbidden") => {
-                    ("FieldValueForbidden", format!("Forbidden: {}", e.message))
-                }
-                Some("FieldValueRequired") => (
-                    "FieldValueRequired",
-                    format!("Required value: {}", e.message),
-                ),
-                Some("FieldValueDuplicate") => (
-                    "FieldValueDuplicate",
-                    format!("Duplicate value: {}", e.message),
-                ),
-                _ => (
-                    "FieldValueInvalid",
-                    format!("Invalid value: \"{tn}\": {}", e.message),
-                ),
-            };
-            causes.push(Cause::new(field, reason, msg));
-        }
+    // The real server checks list-type uniqueness in a pass of its own after
+    // the OpenAPI validation. Errors of the kinds that would make CEL cost
+    // estimates or types wrong (type, enum, required, too long, too many)
+    // keep the CEL rules from running; value errors (bounds, patterns) and
+    // duplicates do not.
+    let (duplicates, schema_errors): (Vec<Cause>, Vec<Cause>) = causes
+        .into_iter()
+        .partition(|c| c.reason == "FieldValueDuplicate");
+    let blocked = schema_errors.iter().any(|c| {
+        matches!(
+            c.reason.as_str(),
+            "FieldValueTypeInvalid"
+                | "FieldValueNotSupported"
+                | "FieldValueRequired"
+                | "FieldValueTooLong"
+                | "FieldValueTooMany"
+        )
+    });
+    let mut causes = schema_errors;
+    causes.extend(duplicates);
+    if blocked {
+        causes.push(Cause::new(
+            "<nil>",
+            "FieldValueInvalid",
+            "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+        ));
+    } else if let Err(errs) = validator.validate_with_context(schema, &o, old, Some(ctx)) {
+        causes.extend(errs.into_iter().map(|e| cel_cause(&e)));
     }
     if causes.is_empty() {
         Ok(o)

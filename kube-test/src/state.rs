@@ -190,6 +190,21 @@ fn is_dns1123_subdomain(s: &str) -> bool {
         })
 }
 
+/// The real server's error for an invalid `metadata.name`: Namespaces and
+/// Services need a DNS-1123 label, other kinds a DNS-1123 subdomain.
+fn invalid_name_cause(name: &str, label: bool) -> Cause {
+    let rule = if label {
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    } else {
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    };
+    Cause::new(
+        "metadata.name",
+        "FieldValueInvalid",
+        format!("Invalid value: {name:?}: {rule}"),
+    )
+}
+
 fn is_dns1123_label(s: &str) -> bool {
     s.len() <= 63 && !s.contains('.') && is_dns1123_subdomain(s)
 }
@@ -665,26 +680,23 @@ impl State {
                 }
             }
         }
-        let name_ok = if matches!(def.kind.as_str(), "Namespace" | "Service") {
+        let label_name = matches!(def.kind.as_str(), "Namespace" | "Service");
+        let name_ok = if label_name {
             is_dns1123_label(&name)
         } else if def.group == "rbac.authorization.k8s.io" {
             !name.is_empty() && !name.contains('/') && !name.contains('%')
         } else {
             is_dns1123_subdomain(&name)
         };
-        if !name_ok {
-            return Err(ApiError::invalid(
-                &def.kind,
-                &def.group,
-                &name,
-                vec![Cause::new(
-                    "metadata.name",
-                    "FieldValueInvalid",
-                    format!(
-                        "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-                    ),
-                )],
-            ));
+        let name_causes = if name_ok {
+            vec![]
+        } else {
+            vec![invalid_name_cause(&name, label_name)]
+        };
+        // A custom resource with a schema goes on to schema and CEL validation,
+        // which report their errors together with this one.
+        if !name_causes.is_empty() && def.crd.as_ref().is_none_or(|c| c.schema.is_none()) {
+            return Err(ApiError::invalid(&def.kind, &def.group, &name, name_causes));
         }
         let ns = if def.namespaced {
             ns.to_string()
@@ -726,7 +738,7 @@ impl State {
         {
             m.remove("status");
         }
-        self.admit_kind(def, &ns, &mut obj, None, opts)?;
+        self.admit_kind(def, &ns, &mut obj, None, opts, name_causes)?;
         if def.namespaced
             && def.group.is_empty()
             && matches!(def.plural.as_str(), "pods" | "persistentvolumeclaims")
@@ -783,10 +795,14 @@ impl State {
         obj: &mut Value,
         old: Option<&Value>,
         opts: &WriteOpts,
+        name_causes: Vec<Cause>,
     ) -> ApiResult<()> {
         let name = meta(obj, "name").unwrap_or_default().to_string();
-        let causes = validate_metadata(obj, old);
-        if !causes.is_empty() {
+        let mut causes = name_causes;
+        causes.extend(validate_metadata(obj, old));
+        // A custom resource's schema and CEL rules are checked even when its
+        // metadata is invalid, and the real server lists every error.
+        if !causes.is_empty() && def.crd.as_ref().is_none_or(|c| c.schema.is_none()) {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
         }
         if let Some(crd) = &def.crd {
@@ -798,9 +814,12 @@ impl State {
                 };
                 let out = schema::admit(&self.validator, schema, obj, old, &ctx, opts.strict)
                     .map_err(|e| match e {
-                        schema::SchemaError::Invalid(causes) => {
-                            ApiError::invalid(&def.kind, &def.group, &name, causes)
-                        }
+                        schema::SchemaError::Invalid(more) => ApiError::invalid(
+                            &def.kind,
+                            &def.group,
+                            &name,
+                            causes.iter().cloned().chain(more).collect(),
+                        ),
                         schema::SchemaError::UnknownFields(f) => ApiError::bad_request(format!(
                             "{}.{} \"{name}\" is invalid: strict decoding error: {}",
                             def.kind,
@@ -811,6 +830,9 @@ impl State {
                                 .join(", ")
                         )),
                     })?;
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
+                }
                 *obj = out;
             }
             return Ok(());
@@ -1243,7 +1265,7 @@ impl State {
                 cand["spec"] = old["spec"].clone();
             }
         }
-        self.admit_kind(def, ns, &mut cand, Some(&old), opts)?;
+        self.admit_kind(def, ns, &mut cand, Some(&old), opts, vec![])?;
         if def.namespaced && meta(&cand, "deletionTimestamp").is_none() {
             quota::admit_update(self, def, ns, name, &old, &cand)?;
         }
@@ -1393,6 +1415,16 @@ impl State {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({n}) does not match the name on the URL ({name})"
                 )));
+            }
+            if let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) {
+                crate::typed_patch::check(
+                    &applied,
+                    schema,
+                    ns,
+                    name,
+                    &def.api_version(),
+                    &def.kind,
+                )?;
             }
             let dups = crate::fields::duplicate_keys(&applied, &Self::ctx(def));
             if !dups.is_empty() {
