@@ -99,6 +99,10 @@ impl ApiError {
                 }
             })
             .collect();
+        // like Go's field.ErrorList aggregate, a repeated error is listed once
+        let mut list = list;
+        let mut seen = std::collections::HashSet::new();
+        list.retain(|m| seen.insert(m.clone()));
         let joined = if list.len() == 1 {
             list[0].clone()
         } else {
@@ -119,7 +123,14 @@ impl ApiError {
             v.as_object_mut().map(|m| m.remove("reason"));
         }
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            let mut d = d.clone();
+            // Go omits an empty group (the core API group)
+            if let Some(m) = d.as_object_mut()
+                && m.get("group").is_some_and(|g| g == "")
+            {
+                m.remove("group");
+            }
+            v["details"] = d;
         }
         v
     }

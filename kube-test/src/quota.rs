@@ -433,6 +433,7 @@ pub fn default_pod(state: &State, ns: &str, pod: &mut Value) {
                 .collect()
         })
         .unwrap_or_default();
+    let mut set: Vec<String> = vec![];
     for field in ["containers", "initContainers"] {
         let Some(cs) = pod
             .pointer_mut(&format!("/spec/{field}"))
@@ -456,6 +457,7 @@ pub fn default_pod(state: &State, ns: &str, pod: &mut Value) {
                     }
                 }
             }
+            let before = r.clone();
             for lr in &lrs {
                 for l in lr
                     .pointer("/spec/limits")
@@ -480,8 +482,49 @@ pub fn default_pod(state: &State, ns: &str, pod: &mut Value) {
                     }
                 }
             }
+            let cname = c["name"].as_str().unwrap_or_default().to_string();
+            for dst in ["requests", "limits"] {
+                let added = added_keys(&before, &c["resources"], dst);
+                if !added.is_empty() {
+                    let what = if dst == "requests" {
+                        "request"
+                    } else {
+                        "limit"
+                    };
+                    set.push(format!(
+                        "{} {what} for {} {cname}",
+                        added.join(", "),
+                        &field[..field.len() - 1].replace("initContainer", "init container")
+                    ));
+                }
+            }
         }
     }
+    // the LimitRanger's record of what it defaulted, as on a real server
+    if !set.is_empty() {
+        let md = pod["metadata"].as_object_mut();
+        if let Some(md) = md {
+            let ann = md.entry("annotations").or_insert_with(|| json!({}));
+            ann["kubernetes.io/limit-ranger"] =
+                json!(format!("LimitRanger plugin set: {}", set.join("; ")));
+        }
+    }
+}
+
+/// Resource names under `dst` (requests or limits) in `after` but not in `before`, sorted.
+fn added_keys(before: &Value, after: &Value, dst: &str) -> Vec<String> {
+    let mut keys: Vec<String> = after
+        .get(dst)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.keys()
+                .filter(|k| before.pointer(&format!("/{dst}/{k}")).is_none())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
 }
 
 pub fn qos_class(pod: &Value) -> &'static str {

@@ -16,6 +16,13 @@ enum Req {
 #[derive(Debug, Clone, Default)]
 pub struct LabelSelector(Vec<Req>);
 
+impl LabelSelector {
+    /// True when the selector selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 fn split_top(s: &str) -> Vec<String> {
     let mut out = vec![];
     let mut depth = 0;
@@ -104,6 +111,13 @@ impl LabelSelector {
 /// and a few per-kind ones.
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
+
+impl FieldSelector {
+    /// True when the selector selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl FieldSelector {
     pub fn parse(s: &str, kind: &str) -> Result<Self, ApiError> {

@@ -868,7 +868,10 @@ async fn resource_request(
                     meta(last, "namespace").unwrap_or_default(),
                     meta(last, "name").unwrap_or_default()
                 ));
-                md["remainingItemCount"] = json!(remaining);
+                // a real server cannot count what a selector would filter
+                if label.is_empty() && field.is_empty() {
+                    md["remainingItemCount"] = json!(remaining);
+                }
             }
             if as_table {
                 return json_response(

@@ -821,9 +821,10 @@ impl State {
                             causes.iter().cloned().chain(more).collect(),
                         ),
                         schema::SchemaError::UnknownFields(f) => ApiError::bad_request(format!(
-                            "{}.{} \"{name}\" is invalid: strict decoding error: {}",
+                            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                             def.kind,
-                            def.group,
+                            def.version,
+                            def.kind,
                             f.iter()
                                 .map(|x| format!("unknown field \"{x}\""))
                                 .collect::<Vec<_>>()
@@ -1246,17 +1247,28 @@ impl State {
         cand["kind"] = json!(def.kind);
         if meta(&old, "deletionTimestamp").is_some() {
             let of = finalizers(&old);
-            if finalizers(&cand).iter().any(|f| !of.contains(f)) {
-                return Err(ApiError::invalid(
-                    &def.kind,
-                    &def.group,
-                    name,
-                    vec![Cause::new(
-                        "metadata.finalizers",
-                        "FieldValueForbidden",
-                        "Forbidden: no new finalizers can be added if the object is being deleted",
-                    )],
-                ));
+            let new: Vec<String> = finalizers(&cand)
+                .into_iter()
+                .filter(|f| !of.contains(f))
+                .collect();
+            if !new.is_empty() {
+                let quoted: Vec<String> = new.iter().map(|f| format!("{f:?}")).collect();
+                let cause = Cause::new(
+                    "metadata.finalizers",
+                    "FieldValueForbidden",
+                    format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        quoted.join(", ")
+                    ),
+                );
+                // a real server reports this twice for built-in kinds (its
+                // ObjectMeta update validation runs twice)
+                let causes = if def.crd.is_none() {
+                    vec![cause.clone(), cause]
+                } else {
+                    vec![cause]
+                };
+                return Err(ApiError::invalid(&def.kind, &def.group, name, causes));
             }
         }
         if def.kind == "Namespace" && def.group.is_empty() {
@@ -1417,10 +1429,11 @@ impl State {
                 )));
             }
             if let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) {
+                // the real server names the object by the body's namespace
                 crate::typed_patch::check(
                     &applied,
                     schema,
-                    ns,
+                    meta(&applied, "namespace").unwrap_or_default(),
                     name,
                     &def.api_version(),
                     &def.kind,
@@ -1455,11 +1468,13 @@ impl State {
             let merged = ssa::apply(existing.as_ref(), &applied, &opts.manager, force, opts.subresource.as_deref(), scope, &Self::ctx(def), &def.api_version(), &now)
                 .map_err(|conflicts| {
                     let n = conflicts.len();
-                    let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\" using {}: {}", c.manager, c.api_version, c.field)).collect();
+                    // "using <apiVersion>" only when the manager wrote another version
+                    let av = def.api_version();
+                    let who = |c: &ssa::Conflict| if c.api_version == av { format!("conflict with \"{}\"", c.manager) } else { format!("conflict with \"{}\" using {}", c.manager, c.api_version) };
+                    let list: Vec<String> = conflicts.iter().map(|c| format!("{}: {}", who(c), c.field)).collect();
                     let msg = if n == 1 { format!("Apply failed with 1 conflict: {}", list[0]) } else { format!("Apply failed with {n} conflicts: {}", list.join("\n")) };
                     ApiError::new(409, "Conflict", msg).with_details(json!({
-                        "name": name, "group": def.group, "kind": def.plural,
-                        "causes": conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field})).collect::<Vec<_>>(),
+                        "causes": conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": who(c), "field": c.field})).collect::<Vec<_>>(),
                     }))
                 })?;
             return match existing {

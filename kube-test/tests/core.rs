@@ -282,7 +282,8 @@ async fn list_selectors_and_pagination() {
         .unwrap();
     assert_eq!(first.items.len(), 3);
     assert!(first.metadata.resource_version.is_some());
-    assert_eq!(first.metadata.remaining_item_count, Some(1));
+    // a real server does not count the rest when a selector filters
+    assert_eq!(first.metadata.remaining_item_count, None);
     let token = first.metadata.continue_.clone().unwrap();
     let second = all
         .list(
@@ -426,7 +427,8 @@ async fn server_side_apply_ownership_conflicts_and_removal() {
     assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
     assert_eq!(
         e.message,
-        "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a"
+        // "using v1" only when alice had written another apiVersion
+        "Apply failed with 1 conflict: conflict with \"alice\": .data.a"
     );
     let causes = e.details.unwrap().causes;
     assert_eq!(causes[0].field, ".data.a");

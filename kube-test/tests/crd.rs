@@ -450,7 +450,7 @@ async fn custom_resource_update_requires_resource_version_and_strict_validation(
             (
                 500,
                 "",
-                "failed to create typed patch object (default/u; example.com/v1, Kind=Widget): .spec.bogus: field not declared in schema"
+                "failed to create typed patch object (/u; example.com/v1, Kind=Widget): .spec.bogus: field not declared in schema"
             ),
             "{directive:?}"
         );
@@ -623,7 +623,7 @@ async fn ssa_merges_crd_list_map_items_per_manager() {
         (e.code, e.message.as_str()),
         (
             500,
-            "failed to create typed patch object (default/m; example.com/v1, Kind=Widget): .spec.items: duplicate entries for key [key=\"y\"]"
+            "failed to create typed patch object (/m; example.com/v1, Kind=Widget): .spec.items: duplicate entries for key [key=\"y\"]"
         )
     );
 }
