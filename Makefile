@@ -35,9 +35,10 @@ chart: ## Helm chart: lint, render, schema, install.yaml in sync, kubectl agains
 dev: ## Run `landlord dev`: embedded API server, operator and example tenants
 	$(CARGO) run --release -- dev
 
-e2e: ## Integration suites, admission table and chart install against the cluster in KUBECONFIG
+e2e: ## Integration suites, admission table, kube-test differential and chart against KUBECONFIG
 	@test -n "$$KUBECONFIG" || { echo "set KUBECONFIG to a cluster you may write to"; exit 2; }
 	LANDLORD_E2E=1 $(CARGO) test -p landlord --test integration
+	LANDLORD_E2E=1 $(CARGO) test -p kube-test --test differential
 	python3 tests/chart_test.py --cluster
 
 bench: ## Benchmarks, printed as ratios against baselines measured in the same run

@@ -83,12 +83,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         resync: Duration::from_secs(60),
         ..Default::default()
     };
-    let (ctx, refresh) = crate::operator::start(client.clone(), &operator_options).await?;
+    let operator = crate::operator::start(client.clone(), &operator_options).await?;
     println!(
         "quota API   http://127.0.0.1:{}/v1/tenants/<tenant>/check",
         options.engine_port
     );
-    let operator = tokio::spawn(crate::reconcile::controller::run(ctx, Some(refresh)));
+    let operator = tokio::spawn(operator.run());
 
     wait_until_ready(&client, Duration::from_secs(30)).await?;
     println!(

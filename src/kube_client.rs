@@ -2,9 +2,16 @@
 //! resource, so that "a converged operator sends nothing" can be read from its own metrics on
 //! any cluster, not only from an emulator's counters.
 
+use std::sync::Arc;
+
 use http::{Method, Request};
+use kube::api::{Api, Patch, PatchParams};
 use kube::client::{Body, ClientBuilder};
-use kube::{Client, Config};
+use kube::{Client, Config, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::Pacer;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,8 +27,21 @@ pub struct RequestLabels {
 /// Requests sent to the API server (`landlord_kube_requests_total`).
 pub type RequestCounts = Family<RequestLabels, Counter>;
 
-/// A client for `config` whose requests are counted in `counts`.
-pub fn counted(config: Config, counts: RequestCounts) -> kube::Result<Client> {
+/// A client for `config` whose requests are counted in `counts` and whose writes (create,
+/// update, patch, delete) wait for a token of `budget`. Reads are not paced: watches are
+/// long-lived and a converged reconcile reads only its caches.
+pub fn client(config: Config, counts: RequestCounts, budget: Arc<Pacer>) -> kube::Result<Client> {
+    let pace = tower::filter::AsyncFilterLayer::new(move |request: Request<Body>| {
+        let budget = budget.clone();
+        async move {
+            if is_write(request.method()) {
+                while let Some(wait) = budget.take() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            Ok::<_, tower::BoxError>(request)
+        }
+    });
     let count = tower::util::MapRequestLayer::new(move |request: Request<Body>| {
         let (verb, resource) = classify(request.method(), request.uri());
         counts
@@ -32,7 +52,31 @@ pub fn counted(config: Config, counts: RequestCounts) -> kube::Result<Client> {
             .inc();
         request
     });
-    Ok(ClientBuilder::try_from(config)?.with_layer(&count).build())
+    // The filter clones the service it guards; a buffer makes kube's boxed stack cloneable.
+    Ok(ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&pace)
+        .build())
+}
+
+fn is_write(method: &Method) -> bool {
+    matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+}
+
+/// Server-side apply `status` to the status subresource of `name`, as Landlord's one field
+/// manager. The Tenant, plan and usage writers all go through here.
+pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> kube::Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(crate::naming::FIELD_MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&body)).await
 }
 
 /// Kubernetes' verb and resource of a request, from its method and path alone:

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod dev;
 pub mod duration;
 pub mod engine;
@@ -13,7 +14,7 @@ pub mod engine_http;
 pub mod kube_client;
 pub mod metering;
 pub mod metrics;
+pub mod naming;
 pub mod operator;
 pub mod quantity;
-pub mod reconcile;
 pub mod telemetry;

@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::{mpsc, watch};
 
+use crate::controller::cache::{Caches, Feeds};
+use crate::controller::{Context, Settings};
 use crate::engine::{Engine, QuotaMetrics};
 use crate::metering::ledger::{self, Metering};
 use crate::metering::tokenreview::TokenReviewer;
 use crate::metrics::Metrics;
-use crate::reconcile::{self, Context, Settings};
 
 /// Options of `landlord run`.
 #[derive(Clone, Debug, clap::Args)]
@@ -63,6 +64,17 @@ pub struct Options {
     /// Plan tenant counts still count every Tenant.
     #[arg(long, env = "LANDLORD_TENANT_SELECTOR")]
     pub tenant_selector: Option<String>,
+    /// How many tenants are reconciled at once.
+    #[arg(long, default_value_t = 8, env = "LANDLORD_CONCURRENCY")]
+    pub concurrency: u16,
+    /// Writes per second the operator sends to the API server at most (creates, updates,
+    /// patches, deletes; reads are served from watch caches). kube's client has no limiter
+    /// of its own, and 10,000 new tenants must not flood the API server.
+    #[arg(long, default_value_t = 100, env = "LANDLORD_KUBE_QPS")]
+    pub kube_qps: u32,
+    /// Writes the operator may send at once above `--kube-qps`.
+    #[arg(long, default_value_t = 200, env = "LANDLORD_KUBE_BURST")]
+    pub kube_burst: u32,
 }
 
 impl Default for Options {
@@ -86,6 +98,9 @@ impl Default for Options {
             .map(String::from)
             .to_vec(),
             tenant_selector: None,
+            concurrency: 8,
+            kube_qps: 100,
+            kube_burst: 200,
         }
     }
 }
@@ -98,7 +113,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let config = kube::Config::infer()
         .await
         .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
-    let client = crate::kube_client::counted(config, metrics.kube_requests.clone())?;
+    let budget = Arc::new(crate::engine::Pacer::new(
+        options.kube_qps,
+        options.kube_burst,
+    ));
+    let client = crate::kube_client::client(config, metrics.kube_requests.clone(), budget)?;
     let ready = Arc::new(AtomicBool::new(false));
     serve_metrics(&options, &metrics, ready.clone()).await?;
     let mut leading = if options.leader_elect {
@@ -106,10 +125,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (ctx, refresh) = start_with(client, &options, engine, metrics).await?;
+    let operator = start_with(client, &options, engine, metrics).await?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!("tenant controller starting");
-    let controller = reconcile::controller::run(ctx, Some(refresh));
+    let controller = operator.run();
     match leading.as_mut() {
         None => controller.await,
         Some(leading) => {
@@ -152,12 +171,24 @@ async fn lost(leading: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Start the quota engine, its HTTP API, the usage ledger and the metrics endpoint; return
-/// the controller's context and the stream of tenants whose usage moved (`landlord dev`).
-pub async fn start(
-    client: Client,
-    options: &Options,
-) -> anyhow::Result<(Arc<Context>, mpsc::Receiver<String>)> {
+/// An operator ready to run: the controller's context, the watches that feed its caches,
+/// and the tenants whose usage moved.
+pub struct Operator {
+    pub ctx: Arc<Context>,
+    feeds: Feeds,
+    refresh: mpsc::Receiver<String>,
+}
+
+impl Operator {
+    /// Run the controller until the process is asked to stop.
+    pub async fn run(self) {
+        crate::controller::run::run(self.ctx, self.feeds, Some(self.refresh)).await
+    }
+}
+
+/// Start the quota engine, its HTTP API, the usage ledger and the metrics endpoint, and
+/// return the operator to run (`landlord dev`).
+pub async fn start(client: Client, options: &Options) -> anyhow::Result<Operator> {
     let engine = Arc::new(Engine::new(options.dimensions.clone()));
     let metrics = Metrics::new(vec![Box::new(QuotaMetrics::new(&engine))]);
     serve_metrics(options, &metrics, Arc::new(AtomicBool::new(true))).await?;
@@ -194,7 +225,7 @@ async fn start_with(
     options: &Options,
     engine: Arc<Engine>,
     metrics: Metrics,
-) -> anyhow::Result<(Arc<Context>, mpsc::Receiver<String>)> {
+) -> anyhow::Result<Operator> {
     let auth = Arc::new(TokenReviewer::new(
         client.clone(),
         Some(options.engine_admin_group.clone()),
@@ -220,17 +251,24 @@ async fn start_with(
             instance: std::env::var("POD_NAME").ok(),
         },
     );
+    let (caches, feeds) = Caches::new(&client);
     let ctx = Context::new(
         client,
+        caches,
         recorder,
         metrics,
         Settings {
             resync: options.resync,
             tenant_selector: options.tenant_selector.clone(),
+            concurrency: options.concurrency,
         },
     )
     .with_metering(metering);
-    Ok((Arc::new(ctx), refresh))
+    Ok(Operator {
+        ctx: Arc::new(ctx),
+        feeds,
+        refresh,
+    })
 }
 
 async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Result<()> {

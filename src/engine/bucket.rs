@@ -150,6 +150,46 @@ fn ceil_div(a: u128, b: u64) -> u64 {
     u64::try_from(a.div_ceil(u128::from(b))).unwrap_or(u64::MAX)
 }
 
+/// The engine's token bucket for a caller that waits for its turn rather than being
+/// refused: the operator paces its own writes to the API server with it (`--kube-qps`,
+/// `--kube-burst`), since kube's client has no rate limiter of its own.
+#[derive(Debug)]
+pub struct Pacer {
+    params: BucketParams,
+    bucket: TokenBucket,
+    start: std::time::Instant,
+}
+
+impl Pacer {
+    /// `per_second` tokens a second, `burst` at most at once.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            params: BucketParams::new(
+                u64::from(per_second.max(1)),
+                1_000_000_000,
+                Some(u64::from(burst.max(1))),
+            ),
+            bucket: TokenBucket::default(),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Take one token now: `None` when taken, else how long to wait before asking again.
+    pub fn take(&self) -> Option<std::time::Duration> {
+        self.take_at(self.start.elapsed().as_nanos() as u64)
+    }
+
+    /// Take one token at `now` (nanoseconds since the pacer was made).
+    pub fn take_at(&self, now: u64) -> Option<std::time::Duration> {
+        match self.bucket.try_charge(self.params, now, 1) {
+            Charge::Allowed { .. } => None,
+            Charge::Denied { retry_after, .. } => Some(std::time::Duration::from_nanos(
+                retry_after.unwrap_or(self.params.interval).max(1),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +300,18 @@ mod tests {
                 now += rng.random_range(0..2 * p.interval.saturating_mul(p.capacity).min(S));
             }
         }
+    }
+
+    #[test]
+    fn a_pacer_allows_its_burst_then_one_token_per_interval() {
+        let pacer = Pacer::new(10, 3);
+        let taken: Vec<bool> = (0..4).map(|_| pacer.take_at(0).is_none()).collect();
+        assert_eq!(taken, [true, true, true, false]);
+        assert_eq!(
+            pacer.take_at(0),
+            Some(std::time::Duration::from_millis(100))
+        );
+        assert_eq!(pacer.take_at(100_000_000), None);
+        assert!(pacer.take_at(100_000_000).is_some());
     }
 }

@@ -18,21 +18,22 @@ mod window;
 
 pub mod clock;
 pub mod decision;
-pub mod engine;
 pub mod limits;
 pub mod meter;
 pub mod metrics;
 pub mod pricing;
+pub mod table;
 
+pub use bucket::Pacer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
-pub use engine::{
-    DimensionKind, DimensionStats, Engine, GaugeStatus, RateStatus, SlotStatus, TenantStats,
-};
 pub use limits::{Algorithm, GaugeSpec, LimitsError, RateSpec, SlotSpec, TenantLimits};
 pub use meter::{BadPeriod, DimensionUsage, HourUsage, Period, Usage};
 pub use metrics::QuotaMetrics;
 pub use pricing::{Cost, CostLine, PriceItem, Pricing, PricingError};
+pub use table::{
+    DimensionKind, DimensionStats, Engine, GaugeStatus, RateStatus, SlotStatus, TenantStats,
+};
 
 #[cfg(test)]
 mod engine_tests;

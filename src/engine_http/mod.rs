@@ -25,8 +25,8 @@ mod tests;
 
 pub use auth::{AuthError, Authenticator, Caller, StaticTokens};
 
+use crate::engine::Engine;
 use crate::engine::decision::{Decision, EngineError, MAX_AMOUNT, Reason};
-use crate::engine::engine::Engine;
 use crate::engine::meter::{Period, Usage};
 
 /// Largest request body accepted.

@@ -24,9 +24,7 @@ use crate::api::{
 use crate::engine::{
     DimensionUsage as EngineUsage, Engine, Period, Pricing, TenantLimits, Usage, pricing,
 };
-use crate::quantity;
-
-const FIELD_MANAGER: &str = "landlord";
+use crate::{naming, quantity};
 
 /// Longest a change of resource unit-hours alone waits before it is written.
 const RESOURCE_FLUSH: Duration = Duration::from_secs(300);
@@ -152,7 +150,7 @@ impl Metering {
         let period = self.period_now();
         let api: Api<TenantUsage> = Api::all(self.client.clone());
         let Some(stored) = api
-            .get_opt(&format!("{tenant}-{period}"))
+            .get_opt(&naming::usage_name(tenant, &period.to_string()))
             .await
             .map_err(|e| e.to_string())?
         else {
@@ -453,7 +451,7 @@ pub async fn run(
                 continue;
             }
             let period = metering.period_now();
-            let name = format!("{tenant}-{period}");
+            let name = naming::usage_name(&tenant, &period.to_string());
             if let Err(e) = flush(&api, &name, &tenant, period, &record, &mut created).await {
                 if matches!(&e, kube::Error::Api(s) if s.code == 404) {
                     created.remove(&name); // deleted behind our back: create it again next time
@@ -481,7 +479,7 @@ async fn flush(
     record: &TenantUsageStatus,
     created: &mut HashSet<String>,
 ) -> Result<(), kube::Error> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(crate::naming::FIELD_MANAGER).force();
     if !created.contains(name) {
         let object = TenantUsage::new(
             name,
@@ -492,16 +490,13 @@ async fn flush(
         );
         let mut body = serde_json::to_value(&object).expect("serialises");
         body.as_object_mut().expect("object").remove("status");
-        body["metadata"]["labels"] = json!({api::TENANT_LABEL: tenant});
+        body["metadata"]["labels"] = json!({naming::TENANT_LABEL: tenant});
         api.patch(name, &params, &Patch::Apply(&body)).await?;
         created.insert(name.to_string());
     }
     let mut status = record.clone();
     status.last_flush = Some(Time(jiff::Timestamp::now()));
-    let body =
-        json!({"apiVersion": "landlord.dev/v1alpha1", "kind": "TenantUsage", "status": status});
-    api.patch_status(name, &params, &Patch::Apply(&body))
-        .await?;
+    crate::kube_client::apply_status(api, name, &status).await?;
     Ok(())
 }
 

@@ -14,9 +14,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::api::{TENANT_LABEL, Tenant};
+use crate::api::Tenant;
 use crate::engine_http::{AuthError, Authenticator, Caller};
-use crate::reconcile::observe::is_ours;
+use crate::naming::{TENANT_LABEL, is_ours};
 
 /// How long a verified token is trusted before it is reviewed again.
 const TTL: Duration = Duration::from_secs(60);

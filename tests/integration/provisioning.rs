@@ -178,7 +178,7 @@ async fn a_missing_plan_and_a_foreign_namespace_change_nothing_they_must_not() {
         "NamespaceConflict",
     )
     .await;
-    assert_eq!(t.status.unwrap().namespaces, [app.clone()]);
+    assert_eq!(t.status.unwrap().namespaces, [app]);
     let foreign = namespaces.get(&vault).await.unwrap();
     assert_eq!(
         foreign.labels().get("landlord.dev/tenant"),

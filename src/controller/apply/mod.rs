@@ -7,6 +7,12 @@
 
 use std::fmt::Debug;
 
+pub mod namespaces;
+pub mod owned;
+pub mod rollout;
+
+pub use owned::OwnedSet;
+
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -15,11 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Error;
-
-/// The one field manager Landlord writes with.
-pub const FIELD_MANAGER: &str = "landlord";
-/// Annotation holding the hash of the applied object.
-pub const APPLIED: &str = "landlord.dev/applied";
+use crate::naming::{APPLIED, FIELD_MANAGER};
 
 /// Hash `object` and record it in its annotations.
 pub fn stamp<K: Resource + Serialize>(object: &mut K) {
@@ -76,10 +78,14 @@ pub fn needs_apply<K: Serialize>(desired: &K, live: Option<&K>) -> bool {
 }
 
 /// Apply `desired` unless `live` already matches it. Returns whether a write was sent.
-pub async fn apply<K>(api: &Api<K>, mut desired: K, live: Option<&K>) -> Result<bool, Error>
+pub async fn apply<K>(
+    api: &Api<K>,
+    mut desired: K,
+    live: Option<&K>,
+    types: &K::DynamicType,
+) -> Result<bool, Error>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
-    K::DynamicType: Default,
 {
     stamp(&mut desired);
     if !needs_apply(&desired, live) {
@@ -87,12 +93,12 @@ where
     }
     let name = desired.name_any();
     let mut value = serde_json::to_value(&desired).expect("serialises");
-    value["apiVersion"] = K::api_version(&Default::default()).into();
-    value["kind"] = K::kind(&Default::default()).into();
+    value["apiVersion"] = K::api_version(types).into();
+    value["kind"] = K::kind(types).into();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&name, &params, &Patch::Apply(&value))
         .await
-        .map_err(Error::Kube)?;
+        .map_err(Error::Apply)?;
     Ok(true)
 }
 
@@ -104,7 +110,7 @@ where
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
+        Err(e) => Err(Error::Delete(e)),
     }
 }
 

@@ -1,19 +1,18 @@
-//! The Tenant reconciler: dereference → validate → build → apply → status.
+//! The Tenant controller: observe → validate → build → apply → status.
 //!
-//! `effective`, `partition`, `quotas`, `desired`, `conditions` and `status` are pure and
-//! unit-tested; `observe` and `apply` do the I/O; `controller` wires it into kube-runtime.
+//! `validate`, `build/` and `status::next` are pure and unit-tested; `observe` reads the
+//! watch caches (`cache`), `apply/` and `status::write` do the writes; `reconcile` is the
+//! pipeline and the finalizer; `run` wires it into kube-runtime; `plans` keeps plan counts.
 
 pub mod apply;
-pub mod conditions;
-pub mod controller;
-pub mod desired;
-pub mod effective;
+pub mod build;
+pub mod cache;
 pub mod observe;
-pub mod partition;
 pub mod plans;
-pub mod quotas;
+pub mod reconcile;
+pub mod run;
 pub mod status;
-mod tenant;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +30,8 @@ use crate::metrics::Metrics;
 /// Everything a reconcile needs besides the Tenant.
 pub struct Context {
     pub client: Client,
+    /// What reconciles read instead of asking the API server.
+    pub caches: cache::Caches,
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub settings: Settings,
@@ -43,9 +44,16 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, recorder: Recorder, metrics: Metrics, settings: Settings) -> Self {
+    pub fn new(
+        client: Client,
+        caches: cache::Caches,
+        recorder: Recorder,
+        metrics: Metrics,
+        settings: Settings,
+    ) -> Self {
         Self {
             client,
+            caches,
             recorder,
             metrics,
             settings,
@@ -82,9 +90,10 @@ impl Context {
         }
     }
 
-    /// Backoff for the next retry of `tenant`: 1 s doubling to 5 min.
+    /// Backoff for the next retry of `tenant`: 1 s doubling to 5 min, ±10 % jitter.
     fn backoff(&self, tenant: &str) -> Duration {
-        self.retries.lock().expect("not poisoned").backoff(tenant)
+        let base = self.retries.lock().expect("not poisoned").backoff(tenant);
+        base.mul_f64(rand::random_range(0.9..1.1))
     }
 
     /// Whether `tenant`'s refused finalizer patch may still be taken for a stale cache.
@@ -138,6 +147,8 @@ pub struct Settings {
     pub resync: Duration,
     /// Only Tenants matching this label selector are reconciled (`--tenant-selector`).
     pub tenant_selector: Option<String>,
+    /// How many tenants are reconciled at once.
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
@@ -145,27 +156,49 @@ impl Default for Settings {
         Self {
             resync: Duration::from_secs(300),
             tenant_selector: None,
+            concurrency: 8,
         }
     }
 }
 
-/// What can go wrong in a reconcile; each variant has a short label for metrics.
+/// What can go wrong in a reconcile; each variant has a short label for metrics that says
+/// which step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[source] kube::Error),
+    #[error("reading the cluster: {0}")]
+    Observe(#[source] kube::Error),
+    #[error("applying: {0}")]
+    Apply(#[source] kube::Error),
+    #[error("deleting: {0}")]
+    Delete(#[source] kube::Error),
+    #[error("writing the status: {0}")]
+    Status(#[source] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0}")]
     Quantity(#[from] crate::quantity::QuantityError),
+    #[error("the watch caches stopped")]
+    CachesGone,
 }
 
 impl Error {
+    /// `landlord_reconcile_errors_total{error}`: the step that failed, looking through the
+    /// finalizer helper's wrapping to the reconcile's own error.
     pub fn label(&self) -> &'static str {
+        use kube::runtime::finalizer::Error as F;
         match self {
-            Error::Kube(_) => "kube",
-            Error::Finalizer(_) => "finalizer",
+            Error::Observe(_) => "observe",
+            Error::Apply(_) => "apply",
+            Error::Delete(_) => "delete",
+            Error::Status(_) => "status",
             Error::Quantity(_) => "quantity",
+            Error::CachesGone => "caches",
+            Error::Finalizer(e) => match &**e {
+                F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner.label(),
+                F::AddFinalizer(_) => "add_finalizer",
+                F::RemoveFinalizer(_) => "remove_finalizer",
+                F::UnnamedObject | F::InvalidFinalizer => "finalizer",
+            },
         }
     }
 
@@ -192,6 +225,25 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_labels_name_the_step_that_failed() {
+        use kube::runtime::finalizer::Error as F;
+        let api = || {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(serde_json::json!({"code": 500})).unwrap(),
+            ))
+        };
+        let fin = |e: F<Error>| Error::Finalizer(Box::new(e));
+        assert_eq!(fin(F::ApplyFailed(Error::Apply(api()))).label(), "apply");
+        assert_eq!(
+            fin(F::CleanupFailed(Error::Delete(api()))).label(),
+            "delete"
+        );
+        assert_eq!(fin(F::ApplyFailed(Error::Status(api()))).label(), "status");
+        assert_eq!(fin(F::AddFinalizer(api())).label(), "add_finalizer");
+        assert_eq!(Error::Observe(api()).label(), "observe");
+    }
 
     #[test]
     fn backoff_doubles_to_five_minutes_and_success_resets_it() {

@@ -22,19 +22,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{
-    NetworkIsolation, Owner, OwnerKind, TENANT_LABEL, Tenant, TenantNamespace, TenantQuotaSpec,
-    TenantState,
+    NetworkIsolation, Owner, OwnerKind, Tenant, TenantNamespace, TenantQuotaSpec, TenantState,
 };
-
-/// Names of the objects Landlord writes into each tenant namespace.
-pub const QUOTA_NAME: &str = "landlord-quota";
-pub const LIMITS_NAME: &str = "landlord-limits";
-pub const ISOLATION_NAME: &str = "landlord-isolation";
-/// Owners' RoleBinding, suffixed with the role it grants (`-admin`, `-view`): `roleRef` is
-/// immutable, so suspending a tenant replaces the binding rather than editing it.
-pub const OWNERS_NAME: &str = "landlord-owners";
-/// Marks objects Landlord manages, next to the tenant label.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "landlord");
+use crate::naming::{
+    ISOLATION_NAME, LIMITS_NAME, OWNERS_NAME, QUOTA_NAME, TENANT_LABEL, labels, namespace_name,
+    reader_name,
+};
 
 /// Every object one tenant should have.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,23 +50,6 @@ pub struct Inputs<'a> {
     pub quotas: &'a BTreeMap<String, BTreeMap<String, Quantity>>,
     /// TenantUsage objects owners may read (`<tenant>-<YYYY-MM>` of recent months).
     pub usage_names: &'a [String],
-}
-
-/// `<tenant>-<name>`.
-pub fn namespace_name(tenant: &str, short: &str) -> String {
-    format!("{tenant}-{short}")
-}
-
-/// Name of the cluster-wide role (and its binding) that lets owners read their own Tenant.
-pub fn reader_name(tenant: &str) -> String {
-    format!("landlord:tenant:{tenant}:reader")
-}
-
-pub fn labels(tenant: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (TENANT_LABEL.to_string(), tenant.to_string()),
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-    ])
 }
 
 fn meta(tenant: &Tenant, name: &str, namespace: Option<&str>) -> ObjectMeta {

@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::apply::FIELD_MANAGER;
 use crate::api::{Tenant, TenantQuota};
 
 /// A cache of every `K`, kept current by a background watch.
@@ -68,14 +67,8 @@ pub async fn run(client: Client) {
             if have == Some(want) {
                 continue;
             }
-            let body = json!({"apiVersion": "landlord.dev/v1alpha1", "kind": "TenantQuota", "status": {"tenants": want, "observedGeneration": plan.metadata.generation}});
-            if let Err(e) = api
-                .patch_status(
-                    &plan.name_any(),
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&body),
-                )
-                .await
+            let status = json!({"tenants": want, "observedGeneration": plan.metadata.generation});
+            if let Err(e) = crate::kube_client::apply_status(&api, &plan.name_any(), &status).await
             {
                 tracing::warn!(plan = %plan.name_any(), error = %e, "could not update plan status");
             }

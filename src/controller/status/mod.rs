@@ -1,9 +1,16 @@
 //! Tenant status from what was observed: usage summed over namespaces, utilization, and the
 //! utilization thresholds worth an Event.
 
+pub mod conditions;
+pub mod next;
+pub mod write;
+
+pub use next::{Metered, plan_not_found, provisioned};
+pub use write::{publish, write};
+
 use std::collections::BTreeMap;
 
-use super::quotas::Observed;
+use super::build::quotas::Observed;
 use crate::api::{ResourceUsage, TenantQuotaSpec};
 use crate::quantity;
 

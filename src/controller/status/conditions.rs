@@ -5,21 +5,73 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+/// The condition types a Tenant reports (DESIGN.md section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionType {
+    Ready,
+    Provisioned,
+    QuotaHealthy,
+    NetworkIsolated,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Provisioned => "Provisioned",
+            Self::QuotaHealthy => "QuotaHealthy",
+            Self::NetworkIsolated => "NetworkIsolated",
+        }
+    }
+}
+
+/// Every reason a Tenant condition can give: CamelCase, as `metav1.Condition` wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Ready,
+    Provisioned,
+    NamespaceConflict,
+    PlanNotFound,
+    StateNotSupported,
+    NamespaceLimitExceeded,
+    OverQuota,
+    WithinQuota,
+    Strict,
+    IsolationOpen,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Provisioned => "Provisioned",
+            Self::NamespaceConflict => "NamespaceConflict",
+            Self::PlanNotFound => "PlanNotFound",
+            Self::StateNotSupported => "StateNotSupported",
+            Self::NamespaceLimitExceeded => "NamespaceLimitExceeded",
+            Self::OverQuota => "OverQuota",
+            Self::WithinQuota => "WithinQuota",
+            Self::Strict => "Strict",
+            Self::IsolationOpen => "IsolationOpen",
+        }
+    }
+}
+
 /// A condition before times and generations are filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
-    pub type_: &'static str,
+    pub type_: ConditionType,
     pub ok: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Observation {
-    pub fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(type_: ConditionType, ok: bool, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             type_,
             ok,
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -36,15 +88,15 @@ pub fn merge(
         .iter()
         .map(|o| {
             let status = if o.ok { "True" } else { "False" }.to_string();
-            let before = previous.iter().find(|c| c.type_ == o.type_);
+            let before = previous.iter().find(|c| c.type_ == o.type_.as_str());
             let last_transition_time = match before {
                 Some(c) if c.status == status => c.last_transition_time.clone(),
                 _ => now.clone(),
             };
             Condition {
-                type_: o.type_.into(),
+                type_: o.type_.as_str().into(),
                 status,
-                reason: o.reason.clone(),
+                reason: o.reason.as_str().into(),
                 message: o.message.clone(),
                 observed_generation: generation,
                 last_transition_time,
@@ -76,13 +128,23 @@ mod tests {
     fn unchanged_status_keeps_its_transition_time() {
         let before = merge(
             &[],
-            &[Observation::new("Ready", true, "Provisioned", "ok")],
+            &[Observation::new(
+                ConditionType::Ready,
+                true,
+                Reason::Provisioned,
+                "ok",
+            )],
             Some(1),
             time("2026-01-01T00:00:00Z"),
         );
         let after = merge(
             &before,
-            &[Observation::new("Ready", true, "Provisioned", "still ok")],
+            &[Observation::new(
+                ConditionType::Ready,
+                true,
+                Reason::Provisioned,
+                "still ok",
+            )],
             Some(2),
             time("2026-01-02T00:00:00Z"),
         );
@@ -96,16 +158,21 @@ mod tests {
     fn a_flip_moves_the_transition_time_and_counts_as_a_change() {
         let before = merge(
             &[],
-            &[Observation::new("Ready", true, "Provisioned", "ok")],
+            &[Observation::new(
+                ConditionType::Ready,
+                true,
+                Reason::Provisioned,
+                "ok",
+            )],
             Some(1),
             time("2026-01-01T00:00:00Z"),
         );
         let after = merge(
             &before,
             &[Observation::new(
-                "Ready",
+                ConditionType::Ready,
                 false,
-                "PlanNotFound",
+                Reason::PlanNotFound,
                 "create it",
             )],
             Some(1),

@@ -1,0 +1,246 @@
+//! One Tenant reconcile, behind the finalizer: provisioning on apply, the deletion policy on
+//! cleanup. Provisioning is the pipeline of DESIGN.md: observe → validate → build → apply →
+//! status, each step a module of its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalize, finalizer};
+
+use super::apply::{OwnedSet, namespaces, rollout};
+use super::build::{self, Inputs, quotas};
+use super::observe::{self, World};
+use super::status::{self, Metered};
+use super::validate::{self, Invalid, Valid};
+use super::{Context, Error};
+use crate::api::{DeletionPolicy, ResourceUsage, Tenant, TenantNamespace, TenantState};
+use crate::naming::{FINALIZER, usage_names};
+
+/// Entry point for the controller.
+pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let mut timer = ctx.metrics.timer();
+    ctx.caches.ready().await.map_err(|_| Error::CachesGone)?;
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let name = tenant.name_any();
+    let result = finalizer(&api, FINALIZER, tenant, |event| async {
+        match event {
+            Finalize::Apply(t) => provision(&t, &ctx).await,
+            Finalize::Cleanup(t) => cleanup(&t, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        timer.set_outcome("success");
+        ctx.succeeded(&name);
+    }
+    result
+}
+
+/// When to look again at a Tenant whose cached copy was behind (see
+/// [`Error::is_stale_finalizers`]): soon, and without growing its backoff.
+const STALE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Retry a failed reconcile with exponential backoff (with jitter, so that tenants failing
+/// together do not retry together).
+pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_stale_finalizers() && ctx.still_stale(&tenant.name_any()) {
+        tracing::debug!(tenant = %tenant.name_any(), %error, "finalizers changed since the cached copy; looking again");
+        return Action::requeue(STALE_RETRY);
+    }
+    tracing::warn!(tenant = %tenant.name_any(), %error, "reconcile failed");
+    ctx.metrics
+        .errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            error: error.label().into(),
+        })
+        .inc();
+    Action::requeue(ctx.backoff(&tenant.name_any()))
+}
+
+async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let wanted = observe::wanted(tenant);
+    let world = observe::observe(&ctx.client, &ctx.caches, tenant, &wanted).await?;
+    let valid = match validate::validate(tenant, &world) {
+        Ok(valid) => valid,
+        Err(Invalid::PlanNotFound(plan)) => {
+            // Nothing is created or deleted; the plan watch brings the tenant back.
+            let next = status::plan_not_found(tenant, &plan, now());
+            let phase = next.phase;
+            status::write(ctx, tenant, next).await?;
+            ctx.set_phase(&tenant.name_any(), phase);
+            return Ok(Action::requeue(ctx.jittered_resync()));
+        }
+    };
+    let observed = world.observed_quotas();
+    let suspended = tenant.spec.state == TenantState::Suspended;
+    let kept: Vec<(String, &TenantNamespace)> =
+        valid.kept.iter().map(|(n, ns)| (n.clone(), ns)).collect();
+    let plan = &valid.effective.spec;
+    let desired = build::build(
+        tenant,
+        &Inputs {
+            plan,
+            namespaces: &valid
+                .kept
+                .iter()
+                .map(|(_, ns)| ns.clone())
+                .collect::<Vec<_>>(),
+            quotas: &quotas::plan(plan, &kept, suspended, &observed)?,
+            usage_names: &usage_names(&tenant.name_any(), jiff::Timestamp::now()),
+        },
+    );
+
+    namespaces::apply_all(ctx, &desired.namespaces, &world.namespaces).await?;
+    let tenant_hard = plan.hard.clone().unwrap_or_default();
+    let quotas = rollout::roll_out(ctx, &world, &desired.quotas, &tenant_hard).await?;
+    owned_set(&world, &desired, &quotas)
+        .apply(&ctx.client)
+        .await?;
+    owned_set(&world, &desired, &quotas)
+        .delete_orphans(&ctx.client)
+        .await?;
+    namespaces::end_unwanted(
+        ctx,
+        &desired.namespaces,
+        &world.namespaces,
+        tenant.spec.deletion_policy,
+    )
+    .await?;
+
+    let usage = status::usage(plan, &observed);
+    let metered = meter(ctx, tenant, &valid, &usage, suspended).await;
+    let next = status::provisioned(tenant, &valid, usage, metered, now());
+    let phase = next.phase;
+    status::write(ctx, tenant, next).await?;
+    ctx.set_phase(&tenant.name_any(), phase);
+    Ok(Action::requeue(ctx.jittered_resync()))
+}
+
+/// Everything but namespaces, wanted and live. Live quotas count only where still wanted:
+/// the rollout has already removed the others.
+fn owned_set(
+    world: &World,
+    desired: &build::Desired,
+    quotas: &[k8s_openapi::api::core::v1::ResourceQuota],
+) -> OwnedSet {
+    let live_quotas: Vec<_> = world
+        .quotas
+        .iter()
+        .filter(|q| {
+            quotas
+                .iter()
+                .any(|d| d.name_any() == q.name_any() && d.namespace() == q.namespace())
+        })
+        .cloned()
+        .collect();
+    let mut set = OwnedSet::default();
+    set.want(quotas)
+        .want(&desired.limit_ranges)
+        .want(&desired.network_policies)
+        .want(&desired.role_bindings)
+        .want(&desired.cluster_roles)
+        .want(&desired.cluster_role_bindings)
+        .have(&live_quotas)
+        .have(&world.limit_ranges)
+        .have(&world.network_policies)
+        .have(&world.role_bindings)
+        .have(&world.cluster_roles)
+        .have(&world.cluster_role_bindings);
+    set
+}
+
+/// Hand the plan to the quota engine and read back its summary for the status.
+async fn meter(
+    ctx: &Context,
+    tenant: &Tenant,
+    valid: &Valid,
+    usage: &BTreeMap<String, ResourceUsage>,
+    suspended: bool,
+) -> Metered {
+    let Some(metering) = &ctx.metering else {
+        return Metered::default();
+    };
+    let name = tenant.name_any();
+    if let Err(problem) = metering
+        .set_tenant(&name, &valid.effective.spec, suspended)
+        .await
+    {
+        let note = format!("the quota engine could not take this tenant's plan: {problem}");
+        status::publish(ctx, tenant, EventType::Warning, "MeteringNotReady", note).await;
+    }
+    metering.observe_resources(&name, usage);
+    let (rates, cost) = metering.summary(&name);
+    Metered { rates, cost }
+}
+
+/// The deletion policy, run by the finalizer when the Tenant is deleted.
+async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    let policy = tenant.spec.deletion_policy;
+    let world = observe::observe(&ctx.client, &ctx.caches, tenant, &[]).await?;
+    let mut set = OwnedSet::default();
+    set.have(&world.quotas)
+        .have(&world.limit_ranges)
+        .have(&world.network_policies)
+        .have(&world.role_bindings)
+        .have(&world.cluster_roles)
+        .have(&world.cluster_role_bindings);
+    set.delete_orphans(&ctx.client).await?;
+    namespaces::end_unwanted(ctx, &[], &world.namespaces, policy).await?;
+    let count = world.namespaces.len();
+    let note = match policy {
+        DeletionPolicy::Delete => {
+            format!("deleted {count} namespace(s) and everything Landlord created")
+        }
+        DeletionPolicy::Retain => format!(
+            "kept {count} namespace(s) without Landlord's labels, quotas, policies or bindings"
+        ),
+        DeletionPolicy::Archive => format!(
+            "archiving is not implemented yet: kept {count} namespace(s) as with Retain; nothing that could hold data was deleted"
+        ),
+    };
+    status::publish(ctx, tenant, EventType::Normal, "Cleanup", note).await;
+    ctx.set_phase(&name, None);
+    if let Some(metering) = &ctx.metering {
+        metering.remove_tenant(&name);
+    }
+    Ok(Action::await_change())
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        let status = serde_json::from_value(serde_json::json!({"code": code, "reason": "x"}))
+            .expect("a Status");
+        kube::Error::Api(Box::new(status))
+    }
+
+    /// Only a finalizer patch refused for a changed list is a stale cache; everything else
+    /// is a failure with backoff.
+    #[test]
+    fn only_refused_finalizer_patches_are_stale_copies() {
+        use kube::runtime::finalizer::Error as F;
+        let fin = |e: F<Error>| Error::Finalizer(Box::new(e));
+        assert!(fin(F::AddFinalizer(api_error(422))).is_stale_finalizers());
+        assert!(fin(F::RemoveFinalizer(api_error(409))).is_stale_finalizers());
+        assert!(fin(F::RemoveFinalizer(api_error(404))).is_stale_finalizers());
+        assert!(!fin(F::AddFinalizer(api_error(404))).is_stale_finalizers());
+        assert!(!fin(F::AddFinalizer(api_error(403))).is_stale_finalizers());
+        assert!(!fin(F::RemoveFinalizer(api_error(500))).is_stale_finalizers());
+        assert!(!fin(F::ApplyFailed(Error::Apply(api_error(422)))).is_stale_finalizers());
+        assert!(!fin(F::UnnamedObject).is_stale_finalizers());
+        assert!(!Error::Apply(api_error(422)).is_stale_finalizers());
+    }
+}
