@@ -9,7 +9,7 @@
 //! namespaces only a bare entry for our own field manager is kept, which is all the
 //! ownership test (`naming::is_ours`) looks at.
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
@@ -89,17 +89,25 @@ impl Caches {
         )
     }
 
-    /// Wait until every store has had its first complete list, so that a reconcile never
-    /// takes "not in the cache yet" for "does not exist".
-    pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.plans.wait_until_ready().await?;
-        self.namespaces.wait_until_ready().await?;
-        self.quotas.wait_until_ready().await?;
-        self.limit_ranges.wait_until_ready().await?;
-        self.network_policies.wait_until_ready().await?;
-        self.role_bindings.wait_until_ready().await?;
-        self.cluster_roles.wait_until_ready().await?;
-        self.cluster_role_bindings.wait_until_ready().await
+    /// Whether every store has had its first complete list, so that a reconcile never
+    /// takes "not in the cache yet" for "does not exist". It does not wait: the stores are
+    /// filled by the controller's trigger streams, which the controller stops polling while
+    /// every reconcile slot is busy, so a reconcile that waited here could wait for ever.
+    pub fn ready(&self) -> bool {
+        fn filled<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> bool {
+            store
+                .wait_until_ready()
+                .now_or_never()
+                .is_some_and(|r| r.is_ok())
+        }
+        filled(&self.plans)
+            && filled(&self.namespaces)
+            && filled(&self.quotas)
+            && filled(&self.limit_ranges)
+            && filled(&self.network_policies)
+            && filled(&self.role_bindings)
+            && filled(&self.cluster_roles)
+            && filled(&self.cluster_role_bindings)
     }
 }
 

@@ -177,8 +177,6 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0}")]
     Quantity(#[from] crate::quantity::QuantityError),
-    #[error("the watch caches stopped")]
-    CachesGone,
 }
 
 impl Error {
@@ -192,7 +190,6 @@ impl Error {
             Error::Delete(_) => "delete",
             Error::Status(_) => "status",
             Error::Quantity(_) => "quantity",
-            Error::CachesGone => "caches",
             Error::Finalizer(e) => match &**e {
                 F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner.label(),
                 F::AddFinalizer(_) => "add_finalizer",

@@ -23,8 +23,10 @@ use crate::naming::{FINALIZER, usage_names};
 
 /// Entry point for the controller.
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.caches.ready() {
+        return Ok(Action::requeue(CACHES_FILLING));
+    }
     let mut timer = ctx.metrics.timer();
-    ctx.caches.ready().await.map_err(|_| Error::CachesGone)?;
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let name = tenant.name_any();
     let result = finalizer(&api, FINALIZER, tenant, |event| async {
@@ -41,6 +43,9 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     }
     result
 }
+
+/// When to look again at a Tenant that came before the caches were filled.
+const CACHES_FILLING: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// When to look again at a Tenant whose cached copy was behind (see
 /// [`Error::is_stale_finalizers`]): soon, and without growing its backoff.

@@ -129,7 +129,11 @@ impl Cluster {
             .args(["--tenant-selector", &self.selector()])
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "warn")
+            // LANDLORD_TEST_LOG=debug shows what the operators do (on stderr).
+            .env(
+                "RUST_LOG",
+                std::env::var("LANDLORD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null());
         command
     }
@@ -219,12 +223,19 @@ fn run_id() -> String {
         .collect()
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up), so that no client
+/// connection (to the API server, say) can take it between this choice and the operator's
+/// bind, as one did when ports came from the ephemeral range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A directory removed on drop.
