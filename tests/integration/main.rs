@@ -13,5 +13,6 @@ mod engine;
 mod leader;
 mod provisioning;
 mod quotas;
+mod scale;
 mod steady_state;
 mod suspension;
