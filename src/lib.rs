@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod controller;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod duration;
 pub mod engine;

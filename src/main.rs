@@ -24,6 +24,7 @@ enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
     Run(landlord::operator::Options),
     /// Start an embedded API server with the CRDs, the example tenants and the operator.
+    #[cfg(feature = "dev")]
     Dev(landlord::dev::Options),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into --dir.
     Crdgen {
@@ -44,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
             landlord::operator::run(options).await
         }
+        #[cfg(feature = "dev")]
         Command::Dev(options) => {
             telemetry::init(cli.log_format);
             landlord::dev::run(options).await

@@ -39,6 +39,8 @@ pub struct Context {
     retries: Mutex<Retries>,
     /// Last phase of each tenant, for the tenants-per-phase gauge.
     phases: Mutex<HashMap<String, Phase>>,
+    /// The last status written per tenant, with the resourceVersion it was written over.
+    written: Mutex<HashMap<String, (Option<String>, crate::api::TenantStatus)>>,
     /// The quota engine, when this operator runs one: limits go in, usage summaries come out.
     pub metering: Option<Arc<Metering>>,
 }
@@ -59,6 +61,7 @@ impl Context {
             settings,
             retries: Mutex::default(),
             phases: Mutex::default(),
+            written: Mutex::default(),
             metering: None,
         }
     }
@@ -102,6 +105,34 @@ impl Context {
             .lock()
             .expect("not poisoned")
             .still_stale(tenant)
+    }
+
+    /// `tenant` as of our last status write. A reconcile triggered by the objects it just
+    /// wrote often runs before the Tenant watch has brought back its new status; taking the
+    /// cached, older status for the current one would write the status again and repeat its
+    /// Events. The cached copy is stale exactly when it is still the version we wrote over.
+    pub fn as_last_written(&self, tenant: &crate::api::Tenant) -> crate::api::Tenant {
+        let written = self.written.lock().expect("not poisoned");
+        let mut current = tenant.clone();
+        if let Some((over, status)) = written.get(&kube::ResourceExt::name_any(tenant))
+            && *over == tenant.metadata.resource_version
+        {
+            current.status = Some(status.clone());
+        }
+        current
+    }
+
+    /// Record the status written over `tenant` (the cached version it was computed from).
+    pub fn wrote_status(&self, tenant: &crate::api::Tenant, status: crate::api::TenantStatus) {
+        self.written.lock().expect("not poisoned").insert(
+            kube::ResourceExt::name_any(tenant),
+            (tenant.metadata.resource_version.clone(), status),
+        );
+    }
+
+    /// Forget a deleted tenant.
+    fn forget(&self, tenant: &str) {
+        self.written.lock().expect("not poisoned").remove(tenant);
     }
 
     fn succeeded(&self, tenant: &str) {

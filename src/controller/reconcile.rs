@@ -69,6 +69,7 @@ pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Ac
 }
 
 async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let tenant = &ctx.as_last_written(tenant);
     let wanted = observe::wanted(tenant);
     let world = observe::observe(&ctx.client, &ctx.caches, tenant, &wanted).await?;
     let valid = match validate::validate(tenant, &world) {
@@ -212,6 +213,7 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     };
     status::publish(ctx, tenant, EventType::Normal, "Cleanup", note).await;
     ctx.set_phase(&name, None);
+    ctx.forget(&name);
     if let Some(metering) = &ctx.metering {
         metering.remove_tenant(&name);
     }

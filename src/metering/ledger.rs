@@ -437,6 +437,12 @@ pub async fn run(
             let Some(record) = metering.record(&tenant) else {
                 continue;
             };
+            if !flushed.contains_key(&tenant) && nothing_used(&record) {
+                // A tenant that has used nothing needs no ledger yet: remember the empty
+                // record, so that the first use is a change, and write nothing.
+                flushed.insert(tenant, (record, tokio::time::Instant::now()));
+                continue;
+            }
             let metered_moved = flushed
                 .get(&tenant)
                 .is_none_or(|(last, _)| last.dimensions != record.dimensions);
@@ -469,6 +475,18 @@ pub async fn run(
             last_flush.set(jiff::Timestamp::now().as_second());
         }
     }
+}
+
+/// Whether a usage record holds nothing but zeros.
+fn nothing_used(record: &TenantUsageStatus) -> bool {
+    record
+        .dimensions
+        .values()
+        .all(|d| d.allowed == 0 && d.denied == 0)
+        && record
+            .resources
+            .values()
+            .all(|v| quantity::parse_milli(v).is_some_and(|m| m == 0))
 }
 
 async fn flush(

@@ -116,6 +116,20 @@ pub fn changed<'a>(previous: &[Condition], next: &'a [Condition]) -> Vec<&'a Con
         .collect()
 }
 
+/// The changed conditions that deserve an Event. A new tenant's first conditions do only
+/// when they are `False` (something to act on) or say it is `Ready`: four Events for every
+/// tenant created would be noise, and writes.
+pub fn worth_an_event<'a>(previous: &[Condition], next: &'a [Condition]) -> Vec<&'a Condition> {
+    changed(previous, next)
+        .into_iter()
+        .filter(|c| {
+            c.status == "False"
+                || c.type_ == ConditionType::Ready.as_str()
+                || previous.iter().any(|p| p.type_ == c.type_)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +195,45 @@ mod tests {
         assert_eq!(after[0].last_transition_time, time("2026-01-02T00:00:00Z"));
         assert_eq!(after[0].status, "False");
         assert_eq!(changed(&before, &after).len(), 1);
+    }
+
+    #[test]
+    fn a_new_healthy_tenant_gets_one_event_and_later_changes_each_get_theirs() {
+        let t = time("2026-01-01T00:00:00Z");
+        let first = merge(
+            &[],
+            &[
+                Observation::new(ConditionType::Ready, true, Reason::Ready, "ok"),
+                Observation::new(ConditionType::Provisioned, true, Reason::Provisioned, "ok"),
+                Observation::new(ConditionType::QuotaHealthy, false, Reason::OverQuota, "x"),
+            ],
+            Some(1),
+            t.clone(),
+        );
+        let types: Vec<&str> = worth_an_event(&[], &first)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["Ready", "QuotaHealthy"]);
+        let later = merge(
+            &first,
+            &[
+                Observation::new(ConditionType::Ready, true, Reason::Ready, "ok"),
+                Observation::new(
+                    ConditionType::Provisioned,
+                    false,
+                    Reason::NamespaceConflict,
+                    "x",
+                ),
+                Observation::new(ConditionType::QuotaHealthy, true, Reason::WithinQuota, "ok"),
+            ],
+            Some(2),
+            t,
+        );
+        let types: Vec<&str> = worth_an_event(&first, &later)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["Provisioned", "QuotaHealthy"]);
     }
 }

@@ -10,7 +10,8 @@ use crate::api::{Tenant, TenantStatus};
 use crate::controller::{Context, Error};
 
 /// Patch the status only when it changed, with an Event for every condition that moved and
-/// for every utilization threshold crossed.
+/// for every utilization threshold crossed. `tenant` carries the status last written
+/// (`Context::as_last_written`).
 pub async fn write(ctx: &Context, tenant: &Tenant, mut next: TenantStatus) -> Result<(), Error> {
     let mut previous = tenant.status.clone().unwrap_or_default();
     next.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
@@ -18,7 +19,7 @@ pub async fn write(ctx: &Context, tenant: &Tenant, mut next: TenantStatus) -> Re
     if previous == next {
         return Ok(());
     }
-    for c in conditions::changed(&previous.conditions, &next.conditions) {
+    for c in conditions::worth_an_event(&previous.conditions, &next.conditions) {
         let kind = if c.status == "True" {
             EventType::Normal
         } else {
@@ -42,6 +43,7 @@ pub async fn write(ctx: &Context, tenant: &Tenant, mut next: TenantStatus) -> Re
     crate::kube_client::apply_status(&api, &tenant.name_any(), &next)
         .await
         .map_err(Error::Status)?;
+    ctx.wrote_status(tenant, next);
     Ok(())
 }
 
