@@ -3,10 +3,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crds chart dev e2e bench
+.PHONY: help build test lint fmt crds chart dev e2e bench bench-scale
 
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build every binary (landlord, kube-test)
 	$(CARGO) build --workspace --bins
@@ -43,3 +43,7 @@ e2e: ## Integration suites, admission table, kube-test differential and chart ag
 
 bench: ## Benchmarks, printed as ratios against baselines measured in the same run
 	$(CARGO) bench --bench engine
+	$(CARGO) bench --bench scale -- --tenants 500
+
+bench-scale: ## The controller at scale: 10,000 tenants (TENANTS=N for fewer; ARGS=--real for KUBECONFIG)
+	$(CARGO) bench --bench scale -- --tenants $(or $(TENANTS),10000) $(ARGS)

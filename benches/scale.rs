@@ -50,7 +50,7 @@ impl Args {
             qps: 2_000,
             burst: 4_000,
             concurrency: 8,
-            resync: 10,
+            resync: 30,
             real: false,
         };
         let mut it = std::env::args().skip(1);

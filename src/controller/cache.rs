@@ -144,7 +144,7 @@ where
 }
 
 /// Drop what a reconcile never reads: `managedFields`, except a bare marker of our own.
-fn slim<K: Resource>(object: &mut K) {
+pub fn slim<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
     let ours = meta
         .managed_fields

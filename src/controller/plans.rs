@@ -48,11 +48,12 @@ pub fn count(tenants: &[std::sync::Arc<Tenant>]) -> BTreeMap<String, u32> {
     counts
 }
 
-/// Keep every plan's `status.tenants` equal to the count in `tenants`, until the process ends.
-pub async fn run(client: Client) {
+/// Keep every plan's `status.tenants` equal to the number of Tenants on it, until the
+/// process ends. `tenants` is a cache of every Tenant when the controller has one to share.
+pub async fn run(client: Client, tenants: Option<Store<Tenant>>) {
     let api: Api<TenantQuota> = Api::all(client.clone());
     let plans = cache(api.clone());
-    let tenants = cache(Api::<Tenant>::all(client));
+    let tenants = tenants.unwrap_or_else(|| cache(Api::<Tenant>::all(client)));
     // Counting before both caches are filled would write 0 and then the real count.
     if tenants.wait_until_ready().await.is_err() || plans.wait_until_ready().await.is_err() {
         return;

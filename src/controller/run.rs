@@ -6,8 +6,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Config, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
@@ -39,10 +39,23 @@ pub async fn run(
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let controller = Controller::new(Api::<Tenant>::all(client.clone()), tenants)
+    // Tenants are cached without managedFields too: with a status they are most of it.
+    let (store, writer) = reflector::store();
+    let tenant_feed = watcher(Api::<Tenant>::all(client.clone()), tenants)
+        .default_backoff()
+        .modify(super::cache::slim)
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::for_stream(tenant_feed, store.clone())
         .with_config(Config::default().concurrency(ctx.settings.concurrency));
-    let store = controller.store();
-    tokio::spawn(super::plans::run(client.clone()));
+    // Plan counts need every Tenant: the controller's own cache has them unless a selector
+    // narrows it.
+    let all_tenants = ctx
+        .settings
+        .tenant_selector
+        .is_none()
+        .then(|| store.clone());
+    tokio::spawn(super::plans::run(client.clone(), all_tenants));
     if let Some(refresh) = refresh {
         tokio::spawn(refresh_usage(ctx.clone(), store.clone(), refresh));
     }

@@ -53,6 +53,9 @@ struct TenantMeta {
     /// The month was reloaded from the ledger. Until then nothing is flushed, or a flush of
     /// only what was counted since the start would overwrite the month.
     loaded: bool,
+    /// The limits the engine holds for the tenant: a reconcile that changes none of them
+    /// leaves the engine alone, since every change copies the engine's tenant table.
+    limits: Option<TenantLimits>,
 }
 
 /// The engine plus what the operator needs to meter and price tenants.
@@ -93,6 +96,10 @@ impl Metering {
             // A plan the engine cannot take keeps the limits and counters it had, but a
             // suspension or a resumption must still reach it.
             Err(problem) => {
+                // The engine's state no longer follows a plan we recorded.
+                if let Some(meta) = self.tenants.lock().expect("not poisoned").get_mut(tenant) {
+                    meta.limits = None;
+                }
                 if !self.engine.set_suspended(tenant, suspended) && suspended {
                     let everything_denied = TenantLimits {
                         suspended: true,
@@ -105,15 +112,19 @@ impl Metering {
                 return Err(problem);
             }
         };
-        let loaded = self
+        let (loaded, unchanged) = self
             .tenants
             .lock()
             .expect("not poisoned")
             .get(tenant)
-            .is_some_and(|m| m.loaded);
-        self.engine
-            .set_tenant(tenant, limits)
-            .map_err(|e| e.to_string())?;
+            .map_or((false, false), |m| {
+                (m.loaded, m.limits.as_ref() == Some(&limits))
+            });
+        if !unchanged {
+            self.engine
+                .set_tenant(tenant, limits.clone())
+                .map_err(|e| e.to_string())?;
+        }
         let resource_prices: Vec<api::PriceItem> = plan
             .pricing
             .iter()
@@ -127,6 +138,7 @@ impl Metering {
             meta.pricing = super::plan::pricing(plan);
             meta.currency = plan.pricing.as_ref().map(|p| p.currency.clone());
             meta.resource_prices = resource_prices;
+            meta.limits = Some(limits);
         }
         if !loaded {
             // Retried on every reconcile until it succeeds.
