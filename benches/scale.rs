@@ -469,9 +469,19 @@ async fn main() {
         per_tenant(&theirs, n)
     );
 
-    // Steady state: two resync periods.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let quiet = operator_requests_by(metrics, true).await;
+    // Steady state: two resync periods, once the operator has been quiet for 5 s (on a real
+    // cluster the controller manager fills in quotas' `status.used` a while after they are
+    // created, and that is news the status must carry).
+    let settle_deadline = Instant::now() + Duration::from_secs(300);
+    let mut quiet = operator_requests_by(metrics, true).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let now = operator_requests_by(metrics, true).await;
+        if now == quiet || Instant::now() > settle_deadline {
+            break;
+        }
+        quiet = now;
+    }
     tokio::time::sleep(Duration::from_secs(2 * args.resync)).await;
     let steady_by = minus(&operator_requests_by(metrics, true).await, &quiet);
     let mut steady = BTreeMap::new();
