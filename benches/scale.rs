@@ -161,17 +161,7 @@ impl Server {
             .lines()
             .filter(|l| l.starts_with("apiserver_request_total{"))
         {
-            let verb = line
-                .split("verb=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("");
-            let n: f64 = line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            *out.entry(verb.to_lowercase()).or_insert(0.0) += n;
+            *out.entry(label(line, "verb").to_lowercase()).or_insert(0.0) += value(line);
         }
         out
     }
@@ -341,29 +331,29 @@ async fn operator_requests_by(port: u16, resource: bool) -> BTreeMap<String, f64
         .lines()
         .filter(|l| l.starts_with("landlord_kube_requests_total{"))
     {
-        let mut verb = line
-            .split("verb=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or("")
-            .to_string();
-        if resource {
-            let r = line
-                .split("resource=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("");
-            verb = format!("{verb} {r}");
-        }
-        let verb = verb.as_str();
-        let n: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *out.entry(verb.to_string()).or_insert(0.0) += n;
+        let key = match resource {
+            true => format!("{} {}", label(line, "verb"), label(line, "resource")),
+            false => label(line, "verb").to_string(),
+        };
+        *out.entry(key).or_insert(0.0) += value(line);
     }
     out
+}
+
+/// A label's value in a Prometheus text line.
+fn label<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+}
+
+/// The sample value of a Prometheus text line.
+fn value(line: &str) -> f64 {
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 async fn reqwest_text(port: u16) -> String {
