@@ -61,7 +61,7 @@ pub struct Options {
     pub dimensions: Vec<String>,
     /// Manage only the Tenants matching this label selector (e.g. `shard=a`), so that several
     /// operators can split a cluster's tenants between them, or a canary can take a few.
-    /// Plan tenant counts still count every Tenant.
+    /// Plan tenant counts still count every Tenant; only plans its own tenants use are written.
     #[arg(long, env = "LANDLORD_TENANT_SELECTOR")]
     pub tenant_selector: Option<String>,
     /// How many tenants are reconciled at once.

@@ -48,12 +48,25 @@ pub fn count(tenants: &[std::sync::Arc<Tenant>]) -> BTreeMap<String, u32> {
     counts
 }
 
-/// Keep every plan's `status.tenants` equal to the number of Tenants on it, until the
-/// process ends. `tenants` is a cache of every Tenant when the controller has one to share.
-pub async fn run(client: Client, tenants: Option<Store<Tenant>>) {
+/// Which tenants an operator manages, for plan counts.
+pub enum Managed {
+    /// Every Tenant: this cache holds them all.
+    All(Store<Tenant>),
+    /// Those matching `--tenant-selector`, held here. The operator then writes the counts of
+    /// the plans its own tenants use only (still counting every Tenant on them), so that
+    /// operators sharing a cluster do not each write every plan.
+    Selected(Store<Tenant>),
+}
+
+/// Keep plans' `status.tenants` equal to the number of Tenants on them, until the process
+/// ends.
+pub async fn run(client: Client, managed: Managed) {
     let api: Api<TenantQuota> = Api::all(client.clone());
     let plans = cache(api.clone());
-    let tenants = tenants.unwrap_or_else(|| cache(Api::<Tenant>::all(client)));
+    let (tenants, selected) = match managed {
+        Managed::All(store) => (store, None),
+        Managed::Selected(mine) => (cache(Api::<Tenant>::all(client)), Some(mine)),
+    };
     // Counting before both caches are filled would write 0 and then the real count.
     if tenants.wait_until_ready().await.is_err() || plans.wait_until_ready().await.is_err() {
         return;
@@ -62,7 +75,14 @@ pub async fn run(client: Client, tenants: Option<Store<Tenant>>) {
     loop {
         tick.tick().await;
         let counts = count(&tenants.state());
+        let ours = selected.as_ref().map(|mine| count(&mine.state()));
         for plan in plans.state() {
+            if ours
+                .as_ref()
+                .is_some_and(|o| !o.contains_key(&plan.name_any()))
+            {
+                continue;
+            }
             let want = counts.get(&plan.name_any()).copied().unwrap_or(0);
             let have = plan.status.as_ref().map(|s| s.tenants);
             if have == Some(want) {

@@ -50,12 +50,11 @@ pub async fn run(
         .with_config(Config::default().concurrency(ctx.settings.concurrency));
     // Plan counts need every Tenant: the controller's own cache has them unless a selector
     // narrows it.
-    let all_tenants = ctx
-        .settings
-        .tenant_selector
-        .is_none()
-        .then(|| store.clone());
-    tokio::spawn(super::plans::run(client.clone(), all_tenants));
+    let managed = match ctx.settings.tenant_selector {
+        None => super::plans::Managed::All(store.clone()),
+        Some(_) => super::plans::Managed::Selected(store.clone()),
+    };
+    tokio::spawn(super::plans::run(client.clone(), managed));
     if let Some(refresh) = refresh {
         tokio::spawn(refresh_usage(ctx.clone(), store.clone(), refresh));
     }
