@@ -67,12 +67,12 @@ fn observed(quotas: &[ResourceQuota]) -> BTreeMap<String, Observed> {
         .collect()
 }
 
-/// A fresh read of our quota in each of `namespaces`, bypassing the cache: raises must not
-/// rely on a `status.used` that pods admitted a moment ago have already outgrown.
-pub async fn fresh_quotas(
+/// A fresh read of our quota in each of `namespaces`, bypassing the cache: the quota
+/// rollout must not rely on a `hard` or a `status.used` the cache has not caught up with.
+pub async fn fresh_quota_objects<'a>(
     client: &Client,
-    namespaces: impl Iterator<Item = &str>,
-) -> Result<BTreeMap<String, Observed>, Error> {
+    namespaces: impl Iterator<Item = &'a str>,
+) -> Result<Vec<ResourceQuota>, Error> {
     let mut quotas = Vec::new();
     for ns in namespaces {
         let api: Api<ResourceQuota> = Api::namespaced(client.clone(), ns);
@@ -80,7 +80,15 @@ pub async fn fresh_quotas(
             quotas.push(q);
         }
     }
-    Ok(observed(&quotas))
+    Ok(quotas)
+}
+
+/// [`fresh_quota_objects`] as observed quota state.
+pub async fn fresh_quotas<'a>(
+    client: &Client,
+    namespaces: impl Iterator<Item = &'a str>,
+) -> Result<BTreeMap<String, Observed>, Error> {
+    Ok(observed(&fresh_quota_objects(client, namespaces).await?))
 }
 
 /// The plan and every object Landlord keeps for `tenant`. `wanted` are the namespaces the

@@ -71,7 +71,7 @@ pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Ac
 async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let tenant = &ctx.as_last_written(tenant);
     let wanted = observe::wanted(tenant);
-    let world = observe::observe(&ctx.client, &ctx.caches, tenant, &wanted).await?;
+    let mut world = observe::observe(&ctx.client, &ctx.caches, tenant, &wanted).await?;
     let valid = match validate::validate(tenant, &world) {
         Ok(valid) => valid,
         Err(Invalid::PlanNotFound(plan)) => {
@@ -83,24 +83,26 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(ctx.jittered_resync()));
         }
     };
-    let observed = world.observed_quotas();
-    let suspended = tenant.spec.state == TenantState::Suspended;
-    let kept: Vec<(String, &TenantNamespace)> =
-        valid.kept.iter().map(|(n, ns)| (n.clone(), ns)).collect();
     let plan = &valid.effective.spec;
-    let desired = build::build(
-        tenant,
-        &Inputs {
-            plan,
-            namespaces: &valid
+    let mut desired = desired(tenant, &valid, &world)?;
+    // The quota rollout must never work from a cache that is behind (a raise it has not seen
+    // yet would be taken for headroom): when any quota is to change, read them afresh and
+    // decide again. A converged tenant skips this read.
+    if rollout::needs_writes(&world, &desired.quotas) {
+        let kept = valid.kept.iter().map(|(n, _)| n.as_str());
+        let mut fresh = observe::fresh_quota_objects(&ctx.client, kept).await?;
+        // Quotas of namespaces leaving the tenant stay as cached: they are only deleted.
+        fresh.extend(world.quotas.drain(..).filter(|q| {
+            !valid
                 .kept
                 .iter()
-                .map(|(_, ns)| ns.clone())
-                .collect::<Vec<_>>(),
-            quotas: &quotas::plan(plan, &kept, suspended, &observed)?,
-            usage_names: &usage_names(&tenant.name_any(), jiff::Timestamp::now()),
-        },
-    );
+                .any(|(n, _)| Some(n) == q.metadata.namespace.as_ref())
+        }));
+        world.quotas = fresh;
+        desired = self::desired(tenant, &valid, &world)?;
+    }
+    let observed = world.observed_quotas();
+    let suspended = tenant.spec.state == TenantState::Suspended;
 
     namespaces::apply_all(ctx, &desired.namespaces, &world.namespaces).await?;
     let tenant_hard = plan.hard.clone().unwrap_or_default();
@@ -126,6 +128,24 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     status::write(ctx, tenant, next).await?;
     ctx.set_phase(&tenant.name_any(), phase);
     Ok(Action::requeue(ctx.jittered_resync()))
+}
+
+/// The objects `tenant` should have, from its validated spec and what was observed.
+fn desired(tenant: &Tenant, valid: &Valid, world: &World) -> Result<build::Desired, Error> {
+    let kept: Vec<(String, &TenantNamespace)> =
+        valid.kept.iter().map(|(n, ns)| (n.clone(), ns)).collect();
+    let plan = &valid.effective.spec;
+    let suspended = tenant.spec.state == TenantState::Suspended;
+    let namespaces: Vec<TenantNamespace> = valid.kept.iter().map(|(_, ns)| ns.clone()).collect();
+    Ok(build::build(
+        tenant,
+        &Inputs {
+            plan,
+            namespaces: &namespaces,
+            quotas: &quotas::plan(plan, &kept, suspended, &world.observed_quotas())?,
+            usage_names: &usage_names(&tenant.name_any(), jiff::Timestamp::now()),
+        },
+    ))
 }
 
 /// Everything but namespaces, wanted and live. Live quotas count only where still wanted:

@@ -32,6 +32,17 @@ fn api(ctx: &Context, q: &ResourceQuota) -> Api<ResourceQuota> {
     Api::namespaced(ctx.client.clone(), &q.namespace().unwrap_or_default())
 }
 
+/// Whether applying `desired` would write any quota (or the world holds one no longer
+/// wanted).
+pub fn needs_writes(world: &World, desired: &[ResourceQuota]) -> bool {
+    world.quotas.iter().any(|q| find(desired, q).is_none())
+        || desired.iter().any(|q| {
+            let mut stamped = q.clone();
+            super::stamp(&mut stamped);
+            super::needs_apply(&stamped, find(&world.quotas, q))
+        })
+}
+
 /// Lower, free and cap: returns the quotas to apply (with every raise made safe).
 pub async fn roll_out(
     ctx: &Context,
