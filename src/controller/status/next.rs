@@ -213,6 +213,11 @@ mod tests {
             .collect()
     }
 
+    /// The status after provisioning `t` at `when`, with no usage and nothing metered.
+    fn at(t: &Tenant, valid: &Valid, when: &str) -> TenantStatus {
+        provisioned(t, valid, BTreeMap::new(), Metered::default(), time(when))
+    }
+
     fn triple(t: &str, s: &str, r: &str) -> (String, String, String) {
         (t.into(), s.into(), r.into())
     }
@@ -221,13 +226,7 @@ mod tests {
     fn a_provisioned_tenant_is_ready_and_active() {
         let t = tenant("");
         let valid = validate(&t, &World::default()).unwrap();
-        let status = provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-01-01T00:00:00Z"),
-        );
+        let status = at(&t, &valid, "2026-01-01T00:00:00Z");
         assert_eq!(status.phase, Some(Phase::Active));
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(status.namespaces, ["shop-a"]);
@@ -250,13 +249,7 @@ mod tests {
             ..World::default()
         };
         let valid = validate(&t, &world).unwrap();
-        let status = provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-01-01T00:00:00Z"),
-        );
+        let status = at(&t, &valid, "2026-01-01T00:00:00Z");
         assert_eq!(status.phase, Some(Phase::Failed));
         assert_eq!(
             reasons(&status)[0],
@@ -274,22 +267,10 @@ mod tests {
     fn suspended_and_unsupported_states() {
         let t = tenant("  state: Suspended\n");
         let valid = validate(&t, &World::default()).unwrap();
-        let status = provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-01-01T00:00:00Z"),
-        );
+        let status = at(&t, &valid, "2026-01-01T00:00:00Z");
         assert_eq!(status.phase, Some(Phase::Suspended));
         let t = tenant("  state: Hibernated\n");
-        let status = provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-01-01T00:00:00Z"),
-        );
+        let status = at(&t, &valid, "2026-01-01T00:00:00Z");
         assert_eq!(
             reasons(&status)[0],
             triple("Ready", "False", "StateNotSupported")
@@ -300,21 +281,9 @@ mod tests {
     fn the_same_observation_twice_gives_the_same_status() {
         let mut t = tenant("");
         let valid = validate(&t, &World::default()).unwrap();
-        let first = provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-01-01T00:00:00Z"),
-        );
+        let first = at(&t, &valid, "2026-01-01T00:00:00Z");
         t.status = Some(first.clone());
-        let second = provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-02-01T00:00:00Z"),
-        );
+        let second = at(&t, &valid, "2026-02-01T00:00:00Z");
         assert_eq!(first, second);
     }
 
@@ -322,13 +291,7 @@ mod tests {
     fn a_missing_plan_keeps_what_was_there() {
         let mut t = tenant("  quotaRef: gold\n");
         let valid = validate(&tenant(""), &World::default()).unwrap();
-        t.status = Some(provisioned(
-            &t,
-            &valid,
-            BTreeMap::new(),
-            Metered::default(),
-            time("2026-01-01T00:00:00Z"),
-        ));
+        t.status = Some(at(&t, &valid, "2026-01-01T00:00:00Z"));
         let status = plan_not_found(&t, "gold", time("2026-01-02T00:00:00Z"));
         assert_eq!(status.phase, Some(Phase::Active));
         assert_eq!(status.namespaces, ["shop-a"]);
