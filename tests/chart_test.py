@@ -273,6 +273,7 @@ def check_default_render() -> None:
     assert c["image"] == "ghcr.io/landlord-dev/landlord:0.1.0", c["image"]
     assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=5m",
+                         "--concurrency=8", "--kube-qps=100", "--kube-burst=200",
                          "--log-format=text"], c["args"]
     assert "command" not in c
     assert c["env"] == [
@@ -326,7 +327,8 @@ def check_values_render() -> None:
     objs = by_key(render_docs({
         "image": {"tag": "v9.9.9", "pullPolicy": "Always"},
         "replicas": 0,
-        "operator": {"resync": "30s", "logFormat": "json", "logLevel": "debug",
+        "operator": {"resync": "30s", "concurrency": 16, "kubeQps": 50, "kubeBurst": 60,
+                     "logFormat": "json", "logLevel": "debug",
                      "extraArgs": ["--flag=x"], "extraEnv": [{"name": "A", "value": "b"}]},
         "podAnnotations": {"a": "b"},
         "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -346,6 +348,7 @@ def check_values_render() -> None:
     assert c["image"] == "ghcr.io/landlord-dev/landlord:v9.9.9"
     assert c["imagePullPolicy"] == "Always"
     assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
+                         "--concurrency=16", "--kube-qps=50", "--kube-burst=60",
                          "--log-format=json", "--flag=x"], c["args"]
     assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, {"name": "A", "value": "b"}]
     sm = objs[("ServiceMonitor", NAMESPACE, "landlord")]
@@ -387,6 +390,8 @@ def check_schema() -> None:
         "unknown log format": {"operator": {"logFormat": "xml"}},
         "resync not a duration": {"operator": {"resync": "5 minutes"}},
         "resync without a unit": {"operator": {"resync": "300"}},
+        "zero concurrency": {"operator": {"concurrency": 0}},
+        "write budget as text": {"operator": {"kubeQps": "fast"}},
         "extraArgs not strings": {"operator": {"extraArgs": [1]}},
         "engine port out of range": {"service": {"enginePort": 70000}},
         "unknown service type": {"service": {"type": "ExternalName"}},
