@@ -77,14 +77,20 @@ impl Args {
 
 const PLAN: &str = "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: scale}\nspec:\n  hard: {pods: 20, requests.cpu: '4', requests.memory: 8Gi}\n  namespaceHard: {count/services: 5}\n  limitRange: {defaultRequest: {cpu: 100m, memory: 128Mi}, default: {cpu: 500m, memory: 512Mi}}\n";
 
+/// Tenant `<prefix><i>`, labelled with its run (the prefix without its dash), which is what
+/// the operator of that run selects.
 fn tenant(prefix: &str, i: usize, namespaces: usize) -> Tenant {
+    named(prefix, &format!("{prefix}{i}"), namespaces)
+}
+
+fn named(prefix: &str, name: &str, namespaces: usize) -> Tenant {
     let ns: Vec<_> = (0..namespaces)
         .map(|n| json!({"name": format!("n{n}")}))
         .collect();
     serde_json::from_value(json!({
         "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": format!("{prefix}{i}"), "labels": {"bench.landlord.dev/run": prefix.trim_end_matches('-')}},
-        "spec": {"quotaRef": "scale", "owners": [{"kind": "User", "name": format!("u{i}")}], "namespaces": ns},
+        "metadata": {"name": name, "labels": {"bench.landlord.dev/run": prefix.trim_end_matches('-')}},
+        "spec": {"quotaRef": "scale", "owners": [{"kind": "User", "name": format!("owner-of-{name}")}], "namespaces": ns},
     }))
     .unwrap()
 }
@@ -497,11 +503,7 @@ async fn main() {
     // One new tenant at a time into the converged cluster.
     let mut latencies = Vec::new();
     for i in 0..20 {
-        let mut t = tenant(&format!("{prefix}new-"), i, args.namespaces);
-        t.labels_mut().insert(
-            "bench.landlord.dev/run".into(),
-            prefix.trim_end_matches('-').into(),
-        );
+        let t = named(&prefix, &format!("{prefix}new-{i}"), args.namespaces);
         let start = Instant::now();
         tenants
             .patch(

@@ -38,20 +38,7 @@ pub const GADGET_CRD: &str = r#"{
 }"#;
 
 async fn install_gadgets(client: &kube::Client) -> Api<DynamicObject> {
-    let crds = dynamic(
-        client,
-        "apiextensions.k8s.io",
-        "v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        None,
-    );
-    crds.create(
-        &PostParams::default(),
-        &obj(serde_json::from_str(GADGET_CRD).unwrap()),
-    )
-    .await
-    .expect("create CRD");
+    create_crd(client, GADGET_CRD).await;
     dynamic(
         client,
         "parity.example.com",

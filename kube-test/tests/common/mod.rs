@@ -110,7 +110,8 @@ pub const WIDGET_CRD: &str = r#"{
   }
 }"#;
 
-pub async fn install_widgets(client: &Client) -> Api<DynamicObject> {
+/// Create the CRD given as JSON.
+pub async fn create_crd(client: &Client, crd_json: &str) {
     let crds = dynamic(
         client,
         "apiextensions.k8s.io",
@@ -121,10 +122,14 @@ pub async fn install_widgets(client: &Client) -> Api<DynamicObject> {
     );
     crds.create(
         &PostParams::default(),
-        &obj(serde_json::from_str(WIDGET_CRD).unwrap()),
+        &obj(serde_json::from_str(crd_json).unwrap()),
     )
     .await
     .expect("create CRD");
+}
+
+pub async fn install_widgets(client: &Client) -> Api<DynamicObject> {
+    create_crd(client, WIDGET_CRD).await;
     dynamic(
         client,
         "example.com",
