@@ -250,15 +250,9 @@ pub fn usage_for(state: &State, ns: &str, quota: &Value) -> Value {
 
 fn quotas(state: &State, ns: &str) -> Vec<Value> {
     state
-        .objects
-        .get(&("".to_string(), "resourcequotas".to_string()))
-        .map(|m| {
-            m.iter()
-                .filter(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+        .in_namespace(&("".to_string(), "resourcequotas".to_string()), ns)
+        .cloned()
+        .collect()
 }
 
 /// Recompute `status.used` of every quota in `ns`.
@@ -424,15 +418,9 @@ pub fn default_limit_range(lr: &mut Value) {
 /// Pod defaulting: requests default to limits, then LimitRange defaults (LimitRanger).
 pub fn default_pod(state: &State, ns: &str, pod: &mut Value) {
     let lrs: Vec<Value> = state
-        .objects
-        .get(&("".to_string(), "limitranges".to_string()))
-        .map(|m| {
-            m.iter()
-                .filter(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+        .in_namespace(&("".to_string(), "limitranges".to_string()), ns)
+        .cloned()
+        .collect();
     let mut set: Vec<String> = vec![];
     for field in ["containers", "initContainers"] {
         let Some(cs) = pod
@@ -562,15 +550,9 @@ type Resources = BTreeMap<String, Quantity>;
 
 fn limit_ranges(state: &State, ns: &str) -> Vec<Value> {
     state
-        .objects
-        .get(&("".to_string(), "limitranges".to_string()))
-        .map(|m| {
-            m.iter()
-                .filter(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+        .in_namespace(&("".to_string(), "limitranges".to_string()), ns)
+        .cloned()
+        .collect()
 }
 
 /// LimitRanger validation (min, max, maxLimitRequestRatio) for pods and PVCs,

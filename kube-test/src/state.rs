@@ -6,7 +6,7 @@ use crate::selectors::{FieldSelector, LabelSelector};
 use crate::ssa::{self, Scope};
 use crate::{quota, schema};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -119,7 +119,15 @@ pub struct DeleteOpts {
 pub struct State {
     pub rv: u64,
     pub defs: Vec<ResourceDef>,
+    /// Read freely; write only through `store` and `unstore`, which keep the indexes below.
     pub objects: BTreeMap<GroupResource, BTreeMap<ObjKey, Value>>,
+    /// Objects with a `deletionTimestamp`: `sweep` visits only these, so a write does not
+    /// cost a scan of the whole store.
+    terminating: BTreeSet<(GroupResource, ObjKey)>,
+    /// ownerReference uid → the objects that name it, for garbage collection.
+    dependents: HashMap<String, BTreeSet<(GroupResource, ObjKey)>>,
+    /// The uids of every stored object.
+    uids: HashSet<String>,
     pub history: VecDeque<Arc<Event>>,
     pub history_limit: usize,
     pub compacted_rv: u64,
@@ -165,6 +173,18 @@ fn meta_mut(o: &mut Value) -> &mut serde_json::Map<String, Value> {
         o["metadata"] = json!({});
     }
     o["metadata"].as_object_mut().unwrap()
+}
+
+/// The uids an object's ownerReferences name.
+fn owner_uids(o: &Value) -> Vec<String> {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn finalizers(o: &Value) -> Vec<String> {
@@ -456,6 +476,9 @@ impl State {
             rv: 1,
             defs: resources::builtins(),
             objects: BTreeMap::new(),
+            terminating: BTreeSet::new(),
+            dependents: HashMap::new(),
+            uids: HashSet::new(),
             history: VecDeque::new(),
             history_limit,
             compacted_rv: 0,
@@ -775,10 +798,7 @@ impl State {
         }
         let rv = self.next_rv();
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        self.objects
-            .entry(def.key())
-            .or_default()
-            .insert((ns.clone(), name.clone()), obj.clone());
+        self.store(&def.key(), &ns, &name, obj.clone());
         self.emit(def.key(), &ns, "ADDED", obj.clone(), None);
         self.after_write(def, &ns, &obj);
         if def.group.is_empty() && def.kind == "Namespace" {
@@ -1317,10 +1337,7 @@ impl State {
             self.sweep();
             return Ok(Self::present(def, &cand));
         }
-        self.objects
-            .entry(gr.clone())
-            .or_default()
-            .insert((ns.to_string(), name.to_string()), cand.clone());
+        self.store(&gr, ns, name, cand.clone());
         self.emit(gr, ns, "MODIFIED", cand.clone(), Some(old));
         self.after_write(def, ns, &cand);
         self.sweep();
@@ -1594,11 +1611,7 @@ impl State {
     // ---------------------------------------------------------------- delete
 
     fn remove_object(&mut self, gr: &GroupResource, ns: &str, name: &str, last: Option<Value>) {
-        let Some(mut obj) = self
-            .objects
-            .get_mut(gr)
-            .and_then(|m| m.remove(&(ns.to_string(), name.to_string())))
-        else {
+        let Some(mut obj) = self.unstore(gr, ns, name) else {
             return;
         };
         if let Some(l) = last {
@@ -1620,13 +1633,20 @@ impl State {
                 .to_string();
             self.defs
                 .retain(|d| !(d.group == g && d.plural == p && d.crd.is_some()));
-            if let Some(rest) = self.objects.remove(&(g.clone(), p.clone())) {
-                for ((ons, _), mut o) in rest {
-                    let rv = self.next_rv();
-                    meta_mut(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
-                    self.emit((g.clone(), p.clone()), &ons, "DELETED", o, None);
-                }
+            let keys: Vec<ObjKey> = self
+                .objects
+                .get(&(g.clone(), p.clone()))
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for (ons, oname) in keys {
+                let Some(mut o) = self.unstore(&(g.clone(), p.clone()), &ons, &oname) else {
+                    continue;
+                };
+                let rv = self.next_rv();
+                meta_mut(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+                self.emit((g.clone(), p.clone()), &ons, "DELETED", o, None);
             }
+            self.objects.remove(&(g.clone(), p.clone()));
         }
         if !ns.is_empty() && gr.1 != "resourcequotas" {
             quota::refresh(self, ns);
@@ -1637,27 +1657,88 @@ impl State {
         }
     }
 
-    fn all_uids(&self) -> HashSet<String> {
-        self.objects
-            .values()
-            .flat_map(|m| m.values())
-            .filter_map(|o| meta(o, "uid").map(String::from))
-            .collect()
+    fn dependents_of(&self, uid: &str) -> Vec<(GroupResource, String, String)> {
+        self.dependents
+            .get(uid)
+            .map(|d| {
+                d.iter()
+                    .map(|(gr, (ns, name))| (gr.clone(), ns.clone(), name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    fn dependents_of(&self, uid: &str) -> Vec<(GroupResource, String, String)> {
-        let mut out = vec![];
-        for (gr, m) in &self.objects {
-            for ((ns, name), o) in m {
-                if o.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)))
-                {
-                    out.push((gr.clone(), ns.clone(), name.clone()));
+    /// Put `obj` in the store and keep the indexes true.
+    fn store(&mut self, gr: &GroupResource, ns: &str, name: &str, obj: Value) {
+        self.unstore(gr, ns, name);
+        let key = (gr.clone(), (ns.to_string(), name.to_string()));
+        if meta(&obj, "deletionTimestamp").is_some() {
+            self.terminating.insert(key.clone());
+        }
+        for uid in owner_uids(&obj) {
+            self.dependents.entry(uid).or_default().insert(key.clone());
+        }
+        if let Some(uid) = meta(&obj, "uid") {
+            self.uids.insert(uid.to_string());
+        }
+        self.objects
+            .entry(gr.clone())
+            .or_default()
+            .insert(key.1, obj);
+    }
+
+    /// Take an object out of the store and out of the indexes.
+    fn unstore(&mut self, gr: &GroupResource, ns: &str, name: &str) -> Option<Value> {
+        let okey = (ns.to_string(), name.to_string());
+        let obj = self.objects.get_mut(gr)?.remove(&okey)?;
+        let key = (gr.clone(), okey);
+        self.terminating.remove(&key);
+        for uid in owner_uids(&obj) {
+            if let Some(d) = self.dependents.get_mut(&uid) {
+                d.remove(&key);
+                if d.is_empty() {
+                    self.dependents.remove(&uid);
                 }
             }
         }
-        out
+        if let Some(uid) = meta(&obj, "uid") {
+            self.uids.remove(uid);
+        }
+        Some(obj)
+    }
+
+    /// The objects of one kind in namespace `ns`, without scanning the others.
+    pub fn in_namespace<'a>(
+        &'a self,
+        gr: &GroupResource,
+        ns: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects.get(gr).into_iter().flat_map(move |m| {
+            m.range((ns.to_string(), String::new())..)
+                .take_while(move |((ons, _), _)| ons == ns)
+                .map(|(_, v)| v)
+        })
+    }
+
+    /// Is anything stored in namespace `ns`?
+    fn namespace_is_empty(&self, ns: &str) -> bool {
+        self.objects.values().all(|m| {
+            m.range((ns.to_string(), String::new())..)
+                .next()
+                .is_none_or(|((ons, _), _)| ons != ns)
+        })
+    }
+
+    /// Every object in namespace `ns`, by kind.
+    fn keys_in_namespace(&self, ns: &str) -> Vec<(GroupResource, String)> {
+        self.objects
+            .iter()
+            .flat_map(|(gr, m)| {
+                m.range((ns.to_string(), String::new())..)
+                    .take_while(move |((ons, _), _)| ons == ns)
+                    .map(move |((_, n), _)| (gr.clone(), n.clone()))
+            })
+            .collect()
     }
 
     fn collect_dependents(&mut self, uid: &str) {
@@ -1665,7 +1746,6 @@ impl State {
         if deps.is_empty() {
             return;
         }
-        let uids = self.all_uids();
         for (gr, ns, name) in deps {
             let Some(o) = self.get_obj(&gr, &ns, &name).cloned() else {
                 continue;
@@ -1677,7 +1757,7 @@ impl State {
                 .unwrap_or_default();
             let others_alive = refs.iter().any(|r| {
                 r["uid"].as_str() != Some(uid)
-                    && r["uid"].as_str().is_some_and(|u| uids.contains(u))
+                    && r["uid"].as_str().is_some_and(|u| self.uids.contains(u))
             });
             if others_alive {
                 let mut n = o.clone();
@@ -1715,10 +1795,7 @@ impl State {
             self.remove_object(gr, ns, name, Some(n));
             return;
         }
-        self.objects
-            .entry(gr.clone())
-            .or_default()
-            .insert((ns.to_string(), name.to_string()), n.clone());
+        self.store(gr, ns, name, n.clone());
         self.emit(gr.clone(), ns, "MODIFIED", n, Some(old));
     }
 
@@ -1848,10 +1925,7 @@ impl State {
             }
             let rv = self.next_rv();
             meta_mut(&mut n).insert("resourceVersion".into(), json!(rv.to_string()));
-            self.objects
-                .entry(gr.clone())
-                .or_default()
-                .insert((ns.to_string(), name.to_string()), n.clone());
+            self.store(&gr, ns, name, n.clone());
             self.emit(gr.clone(), ns, "MODIFIED", n.clone(), Some(obj));
             if foreground {
                 for (dgr, dns, dname) in deps {
@@ -1869,16 +1943,7 @@ impl State {
                 }
             }
             if is_ns {
-                let keys: Vec<(GroupResource, String)> = self
-                    .objects
-                    .iter()
-                    .flat_map(|(gr, m)| {
-                        m.keys()
-                            .filter(|(ons, _)| ons == name)
-                            .map(|(_, n)| (gr.clone(), n.clone()))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let keys = self.keys_in_namespace(name);
                 for (ogr, oname) in keys {
                     if let Some(od) = self.def_for(&ogr) {
                         let _ = self.delete_inner(&od, name, &oname, &DeleteOpts::default());
@@ -1923,64 +1988,58 @@ impl State {
         loop {
             // (group/resource, ns, name, new state, remove?)
             let mut todo: Vec<(GroupResource, String, String, Value, bool)> = vec![];
-            for (gr, m) in &self.objects {
-                for ((ns, name), o) in m {
-                    if meta(o, "deletionTimestamp").is_none() {
-                        continue;
-                    }
-                    let fins = finalizers(o);
-                    let mut n = o.clone();
-                    if fins.iter().any(|f| f == "foregroundDeletion") {
-                        let uid = meta(o, "uid").unwrap_or_default();
-                        if self.dependents_of(uid).is_empty() {
-                            let kept: Vec<String> = fins
-                                .iter()
-                                .filter(|f| *f != "foregroundDeletion")
-                                .cloned()
-                                .collect();
-                            meta_mut(&mut n).insert("finalizers".into(), json!(kept));
-                        }
-                    }
-                    if gr.0.is_empty() && gr.1 == "namespaces" {
-                        let empty = self
-                            .objects
-                            .values()
-                            .all(|m| !m.keys().any(|(ons, _)| ons == name));
-                        if empty {
-                            n["spec"]["finalizers"] = json!([]);
-                            if finalizers(&n).is_empty() {
-                                todo.push((gr.clone(), ns.clone(), name.clone(), n, true));
-                                continue;
-                            }
-                        }
-                    }
-                    if gr.0 == "apiextensions.k8s.io"
-                        && gr.1 == "customresourcedefinitions"
-                        && fins
+            for (gr, (ns, name)) in &self.terminating {
+                let Some(o) = self.get_obj(gr, ns, name) else {
+                    continue;
+                };
+                let fins = finalizers(o);
+                let mut n = o.clone();
+                if fins.iter().any(|f| f == "foregroundDeletion") {
+                    let uid = meta(o, "uid").unwrap_or_default();
+                    if self.dependents_of(uid).is_empty() {
+                        let kept: Vec<String> = fins
                             .iter()
-                            .any(|f| f == "customresourcecleanup.apiextensions.k8s.io")
-                    {
-                        let g = o
-                            .pointer("/spec/group")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        let p = o
-                            .pointer("/spec/names/plural")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        if self.objects.get(&(g, p)).is_none_or(|m| m.is_empty()) {
-                            let kept: Vec<String> = finalizers(&n)
-                                .into_iter()
-                                .filter(|f| f != "customresourcecleanup.apiextensions.k8s.io")
-                                .collect();
-                            meta_mut(&mut n).insert("finalizers".into(), json!(kept));
+                            .filter(|f| *f != "foregroundDeletion")
+                            .cloned()
+                            .collect();
+                        meta_mut(&mut n).insert("finalizers".into(), json!(kept));
+                    }
+                }
+                if gr.0.is_empty() && gr.1 == "namespaces" {
+                    if self.namespace_is_empty(name) {
+                        n["spec"]["finalizers"] = json!([]);
+                        if finalizers(&n).is_empty() {
+                            todo.push((gr.clone(), ns.clone(), name.clone(), n, true));
+                            continue;
                         }
                     }
-                    if n != *o {
-                        todo.push((gr.clone(), ns.clone(), name.clone(), n, false));
+                }
+                if gr.0 == "apiextensions.k8s.io"
+                    && gr.1 == "customresourcedefinitions"
+                    && fins
+                        .iter()
+                        .any(|f| f == "customresourcecleanup.apiextensions.k8s.io")
+                {
+                    let g = o
+                        .pointer("/spec/group")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let p = o
+                        .pointer("/spec/names/plural")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    if self.objects.get(&(g, p)).is_none_or(|m| m.is_empty()) {
+                        let kept: Vec<String> = finalizers(&n)
+                            .into_iter()
+                            .filter(|f| f != "customresourcecleanup.apiextensions.k8s.io")
+                            .collect();
+                        meta_mut(&mut n).insert("finalizers".into(), json!(kept));
                     }
+                }
+                if n != *o {
+                    todo.push((gr.clone(), ns.clone(), name.clone(), n, false));
                 }
             }
             if todo.is_empty() {
