@@ -40,31 +40,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv-chart"
-REQUIREMENTS = ["helm-python-sdk==0.2.2", "pyyaml==6.0.3"]
-STAMP = VENV / ".landlord-requirements"
-
-
-def in_venv() -> bool:
-    return Path(sys.prefix).resolve() == VENV.resolve()
-
-
-def ensure_venv() -> None:
-    """Create .venv-chart with the pinned requirements if needed, then re-exec inside it."""
-    if in_venv():
-        return
-    python = VENV / "bin" / "python"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    if not python.exists() or not STAMP.exists() or STAMP.read_text() != wanted:
-        print(f"setting up {VENV.relative_to(ROOT)} ({', '.join(REQUIREMENTS)})", flush=True)
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        if subprocess.run(pip + REQUIREMENTS).returncode != 0:
-            sys.exit(f"pip could not install {REQUIREMENTS} into {VENV}")
-        STAMP.write_text(wanted)
-    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
-
+sys.path.insert(0, str(ROOT / "tests"))
+from testenv import ensure_venv  # noqa: E402  (the venv set-up shared with the ops tests)
 
 ensure_venv()
 
