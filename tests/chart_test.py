@@ -15,7 +15,9 @@ Checks:
   1. `helm lint` (strict) reports no errors and no warnings, with default and non-default values.
   2. The render with default values: exactly the expected objects, Deployment args, image,
      env, ports, security context and probes, the operator's exact RBAC rules (with `bind`
-     restricted to admin/view), the standard labels; and the non-default switches.
+     restricted to admin/view), the standard labels; and the non-default switches (the
+     PrometheusRule holds the groups of files/alerts.yaml, the dashboard ConfigMap the JSON
+     with the Grafana sidecar's label).
   3. values.schema.json accepts the defaults and rejects bad values.
   4. The chart's crds/ and files/examples/ are byte-identical copies of crds/ and
      manifests/examples/.
@@ -46,6 +48,8 @@ from testenv import ensure_venv  # noqa: E402  (the venv set-up shared with the 
 ensure_venv()
 
 # From here on we run inside .venv-chart.
+import json  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
@@ -204,6 +208,7 @@ def update() -> None:
 
 def check_lint() -> None:
     for values in (None, {"examples": {"enabled": True}, "serviceMonitor": {"enabled": True},
+                          "prometheusRule": {"enabled": True}, "dashboards": {"enabled": True},
                           "operator": {"logFormat": "json", "extraArgs": ["--resync=30s"]}}):
         report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
         assert report["errors"] == [], report["errors"]
@@ -312,6 +317,8 @@ def check_values_render() -> None:
         "tolerations": [{"key": "k", "operator": "Exists"}],
         "affinity": {"nodeAffinity": {}},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        "dashboards": {"enabled": True, "annotations": {"grafana_folder": "Landlord"}},
         "examples": {"enabled": True},
     }))
     dep = objs[("Deployment", NAMESPACE, "landlord")]["spec"]
@@ -339,6 +346,38 @@ def check_values_render() -> None:
     assert got == expected, sorted(got)
     assert sorted(expected) == [("Tenant", "", "acme"), ("Tenant", "", "globex"),
                                 ("TenantQuota", "", "free"), ("TenantQuota", "", "pro")]
+    # The PrometheusRule holds the rule groups of files/alerts.yaml, filled in for this release
+    # (tests/alerts_test.py runs promtool on them).
+    rule = objs[("PrometheusRule", NAMESPACE, "landlord")]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    assert STANDARD_LABELS.items() <= rule["metadata"]["labels"].items()
+    source = (CHART / "files" / "alerts.yaml").read_text()
+    groups = re.findall(r"^  - name: (\S+)$", source, re.M)
+    alerts = re.findall(r"^      - alert: (\S+)$", source, re.M)
+    assert [g["name"] for g in rule["spec"]["groups"]] == groups, rule["spec"]["groups"]
+    assert [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]] == alerts
+    assert len(alerts) == 5, alerts
+    text = yaml.safe_dump(rule["spec"])
+    assert 'job="landlord",namespace="landlord-system"' in text
+    assert "{{ $labels.tenant }}" in text and "$t." not in text, text
+    # The dashboard ConfigMap carries the file as is, with the Grafana sidecar's label.
+    cm = objs[("ConfigMap", NAMESPACE, "landlord-dashboards")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1", cm["metadata"]["labels"]
+    assert STANDARD_LABELS.items() <= cm["metadata"]["labels"].items()
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Landlord"}
+    dashboard = (CHART / "files" / "dashboards" / "landlord.json").read_text()
+    assert list(cm["data"]) == ["landlord.json"], list(cm["data"])
+    assert cm["data"]["landlord.json"].strip() == dashboard.strip()
+    assert json.loads(cm["data"]["landlord.json"])["uid"] == "landlord"
+    # Another sidecar label and namespace.
+    objs2 = by_key(render_docs({"dashboards": {"enabled": True, "label": "dashboards",
+                                               "labelValue": "landlord", "namespace": "grafana",
+                                               "labels": {"team": "platform"}}}))
+    cm = objs2[("ConfigMap", "grafana", "landlord-dashboards")]
+    assert {k: cm["metadata"]["labels"].get(k) for k in ("dashboards", "team")} == {
+        "dashboards": "landlord", "team": "platform"}, cm["metadata"]["labels"]
+    assert "grafana_dashboard" not in cm["metadata"]["labels"]
 
     # No ServiceAccount or RBAC of our own; another release name gives other names.
     objs = by_key(render_docs({"serviceAccount": {"create": False, "name": "ops"},
@@ -373,6 +412,12 @@ def check_schema() -> None:
         "engine port out of range": {"service": {"enginePort": 70000}},
         "unknown service type": {"service": {"type": "ExternalName"}},
         "serviceMonitor.enabled not a bool": {"serviceMonitor": {"enabled": "yes"}},
+        "prometheusRule.enabled not a bool": {"prometheusRule": {"enabled": "yes"}},
+        "alert threshold as text": {"prometheusRule": {"thresholds": {"denialsPerSecond": "1/s"}}},
+        "alert for not a duration": {"prometheusRule": {"thresholds": {"noLeaderFor": "1 min"}}},
+        "unknown alert threshold": {"prometheusRule": {"thresholds": {"cpu": 90}}},
+        "dashboards.labelValue a number": {"dashboards": {"labelValue": 1}},
+        "unknown dashboards value": {"dashboards": {"folder": "x"}},
         "unknown top-level value": {"replica": 2},
         "unknown nested value": {"image": {"name": "x"}},
         "nodeSelector value not a string": {"nodeSelector": {"a": 1}},

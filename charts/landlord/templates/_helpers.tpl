@@ -66,3 +66,15 @@ The container image: repository:tag, the tag defaulting to the chart's appVersio
 {{- define "landlord.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/*
+PromQL label matchers that pick this release's operator series in the alerting rules:
+prometheusRule.selector, else the job and namespace the chart's ServiceMonitor gives them.
+*/}}
+{{- define "landlord.metricsSelector" -}}
+{{- if .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q,namespace=%q" (include "landlord.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
