@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crds chart dev e2e bench bench-scale
+.PHONY: help build test lint fmt crds chart ops-test dev e2e bench bench-scale
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -11,10 +11,11 @@ help: ## Show the targets
 build: ## Build every binary (landlord, kube-test)
 	$(CARGO) build --workspace --bins
 
-test: ## Run all tests: unit, CRD, kube-test, integration, kubectl, chart; then again on a real control plane
+test: ## Run all tests: unit, CRD, kube-test, integration, kubectl, chart, ops; then again on a real control plane
 	$(CARGO) test --workspace
 	bash tests/kubectl-dev.sh
 	python3 tests/chart_test.py
+	$(MAKE) ops-test
 	bash tests/real-cluster.sh
 
 lint: ## rustfmt check and clippy with warnings denied
@@ -31,6 +32,11 @@ crds: ## Regenerate crds/ from the Rust types
 
 chart: ## Helm chart: lint, render, schema, install.yaml in sync, kubectl against kube-test
 	python3 tests/chart_test.py
+
+ops-test: ## Argo CD health checks (Lua 5.1), alerts (promtool), Grafana dashboard; installs lua5.1 and promtool if missing
+	python3 tests/argocd_health_test.py
+	python3 tests/alerts_test.py
+	python3 tests/dashboard_test.py
 
 dev: ## Run `landlord dev`: embedded API server, operator and example tenants
 	$(CARGO) run --release -- dev
