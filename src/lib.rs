@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod archive;
 pub mod controller;
 #[cfg(feature = "dev")]
 pub mod dev;
