@@ -34,9 +34,18 @@ check() { # name, command, expected regex
   if grep -Eq "$3" <<<"$out"; then passed=$((passed+1)); echo "ok   $1"
   else failed=$((failed+1)); echo "FAIL $1: expected /$3/ in:"; echo "$out"; fi
 }
+eventually() { # name, command, expected regex: polled for up to 60 s
+  local out deadline=$(( SECONDS + 60 ))
+  until out=$(eval "$2" 2>&1 || true); grep -Eq "$3" <<<"$out"; do
+    if (( SECONDS > deadline )); then failed=$((failed+1)); echo "FAIL $1: expected /$3/ in:"; echo "$out"; return; fi
+    sleep 0.2
+  done
+  passed=$((passed+1)); echo "ok   $1"
+}
 
 check "get ns lists tenant namespaces" "kubectl get ns" "acme-prod +Active"
 check "get tenants -o wide shows printer columns" "kubectl get tenants -o wide" "acme +Active +pro +2 .*Active +ACME Corporation"
+eventually "plans count their tenants (an operator without --tenant-selector)" "kubectl get tq -o custom-columns=N:.metadata.name,T:.status.tenants --no-headers | sort | tr -s ' ' | paste -sd, -" "^free 1,pro 1$"
 check "get landlord lists every kind" "kubectl get landlord" "tenantquota.landlord.dev/pro"
 check "apply --server-side of the examples" "kubectl apply --server-side -f manifests/examples/" "tenant.landlord.dev/acme serverside-applied"
 check "quota written into tenant namespaces" "kubectl get resourcequota -n acme-prod landlord-quota -o jsonpath='{.spec.hard.pods}'" "^20$"

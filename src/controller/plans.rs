@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -32,6 +32,14 @@ where
         .touched_objects();
     tokio::spawn(events.for_each(|_| async {}));
     reader
+}
+
+/// Whether `store` has had its first complete list.
+fn filled<K: kube::Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> bool {
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
 }
 
 /// Tenants per plan name.
@@ -67,13 +75,15 @@ pub async fn run(client: Client, managed: Managed) {
         Managed::All(store) => (store, None),
         Managed::Selected(mine) => (cache(Api::<Tenant>::all(client)), Some(mine)),
     };
-    // Counting before both caches are filled would write 0 and then the real count.
-    if tenants.wait_until_ready().await.is_err() || plans.wait_until_ready().await.is_err() {
-        return;
-    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
+        // Counting before both caches are filled would write 0 and then the real count. This
+        // asks without awaiting: a store's readiness wakes only its most recent waiter, and
+        // the controller also waits on the tenant store, so an await here could sleep for ever.
+        if !(filled(&tenants) && filled(&plans)) {
+            continue;
+        }
         let counts = count(&tenants.state());
         let ours = selected.as_ref().map(|mine| count(&mine.state()));
         for plan in plans.state() {
