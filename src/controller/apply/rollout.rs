@@ -44,12 +44,17 @@ pub fn needs_writes(world: &World, desired: &[ResourceQuota]) -> bool {
 }
 
 /// Lower, free and cap: returns the quotas to apply (with every raise made safe).
+///
+/// `world.quotas` must have been read afresh when any quota is to change (see
+/// [`needs_writes`]; `provision` does so): when nothing is lowered or deleted first, the caps
+/// are computed from them without reading again.
 pub async fn roll_out(
     ctx: &Context,
     world: &World,
     desired: &[ResourceQuota],
     tenant_hard: &BTreeMap<String, Quantity>,
 ) -> Result<Vec<ResourceQuota>, Error> {
+    let mut changed = false;
     for quota in desired {
         let Some(live) = find(&world.quotas, quota) else {
             continue;
@@ -58,21 +63,25 @@ pub async fn roll_out(
             let mut lowered = quota.clone();
             lowered.spec.as_mut().expect("quotas have a spec").hard = Some(step);
             apply(&api(ctx, quota), lowered, Some(live), &()).await?;
+            changed = true;
         }
     }
     for departing in world.quotas.iter().filter(|q| find(desired, q).is_none()) {
         delete(&api(ctx, departing), &departing.name_any()).await?;
+        changed = true;
     }
-    cap_raises(ctx, world, desired, tenant_hard).await
+    cap_raises(ctx, world, desired, tenant_hard, changed).await
 }
 
 /// The desired quotas with every raise limited to the tenant's really free headroom, read
-/// fresh after the lowerings; no extra read when nothing is raised.
+/// afresh after the lowerings (`changed`); no extra read when nothing is raised, or when
+/// nothing was written since `world.quotas` were read.
 async fn cap_raises(
     ctx: &Context,
     world: &World,
     desired: &[ResourceQuota],
     tenant_hard: &BTreeMap<String, Quantity>,
+    changed: bool,
 ) -> Result<Vec<ResourceQuota>, Error> {
     let raises = desired.iter().any(|q| {
         let live = find(&world.quotas, q).map(hard_of).unwrap_or_default();
@@ -87,7 +96,13 @@ async fn cap_raises(
         return Ok(desired.to_vec());
     }
     let namespaces: Vec<String> = desired.iter().filter_map(|q| q.namespace()).collect();
-    let fresh = fresh_quotas(&ctx.client, namespaces.iter().map(String::as_str)).await?;
+    let fresh = if changed {
+        fresh_quotas(&ctx.client, namespaces.iter().map(String::as_str)).await?
+    } else {
+        let mut observed = world.observed_quotas();
+        observed.retain(|ns, _| namespaces.contains(ns));
+        observed
+    };
     let targets: quotas::Quotas = desired
         .iter()
         .map(|q| (q.namespace().unwrap_or_default(), hard_of(q)))
