@@ -14,6 +14,8 @@
 //! `cargo bench --bench scale -- --tenants N` (default 10,000 × 2 namespaces) runs on
 //! kube-test; with `--real`, on the cluster in KUBECONFIG (both phases, with the API server's
 //! own request counts; give it a smaller N, and a fresh cluster such as ../shared/k8s).
+//!
+//! `LANDLORD_BENCH_WRAPPER="heaptrack -o /tmp/op"` runs the operator under a profiler.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -270,7 +272,18 @@ async fn baseline(args: &Args, server: &Server, prefix: &str) -> Duration {
 
 fn operator(args: &Args, server: &Server, metrics: u16, prefix: &str) -> Child {
     let selector = format!("bench.landlord.dev/run={}", prefix.trim_end_matches('-'));
-    Command::new(env!("CARGO_BIN_EXE_landlord"))
+    // A profiler may wrap the operator: LANDLORD_BENCH_WRAPPER="heaptrack -o /tmp/op".
+    let wrapper = std::env::var("LANDLORD_BENCH_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_landlord"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_landlord")),
+    };
+    command
         .args([
             "run",
             "--metrics-addr",
