@@ -2005,13 +2005,11 @@ impl State {
                         meta_mut(&mut n).insert("finalizers".into(), json!(kept));
                     }
                 }
-                if gr.0.is_empty() && gr.1 == "namespaces" {
-                    if self.namespace_is_empty(name) {
-                        n["spec"]["finalizers"] = json!([]);
-                        if finalizers(&n).is_empty() {
-                            todo.push((gr.clone(), ns.clone(), name.clone(), n, true));
-                            continue;
-                        }
+                if gr.0.is_empty() && gr.1 == "namespaces" && self.namespace_is_empty(name) {
+                    n["spec"]["finalizers"] = json!([]);
+                    if finalizers(&n).is_empty() {
+                        todo.push((gr.clone(), ns.clone(), name.clone(), n, true));
+                        continue;
                     }
                 }
                 if gr.0 == "apiextensions.k8s.io"
