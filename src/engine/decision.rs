@@ -12,6 +12,8 @@ pub enum Reason {
     ConcurrencyLimit,
     GaugeLimit,
     TenantSuspended,
+    /// The tenant is hibernated: its workloads sleep until it is woken.
+    TenantHibernated,
 }
 
 /// The answer to "may this tenant use `amount` of this dimension now?".
@@ -47,13 +49,23 @@ impl Decision {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn suspended() -> Self {
+        Self::paused(false)
+    }
+
+    /// Every request of a suspended (or hibernated) tenant is refused with this.
+    pub(crate) fn paused(hibernated: bool) -> Self {
         Self {
             allowed: false,
             limit: None,
             remaining: None,
             retry_after_ms: None,
-            reason: Some(Reason::TenantSuspended),
+            reason: Some(if hibernated {
+                Reason::TenantHibernated
+            } else {
+                Reason::TenantSuspended
+            }),
             current: None,
         }
     }

@@ -294,6 +294,7 @@ fn suspended_tenant_is_denied_everything_and_charged_nothing() {
             limit: None,
         }],
         suspended: true,
+        hibernated: false,
     };
     e.set_tenant("acme", l.clone()).unwrap();
     let d = e.check("acme", "requests", 1).unwrap();

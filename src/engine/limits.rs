@@ -59,6 +59,8 @@ pub struct TenantLimits {
     pub gauges: Vec<GaugeSpec>,
     /// Denies every request with [`Reason::TenantSuspended`](super::Reason::TenantSuspended).
     pub suspended: bool,
+    /// With `suspended`: the refusals say [`Reason::TenantHibernated`](super::Reason::TenantHibernated).
+    pub hibernated: bool,
 }
 
 /// The most slots one concurrency dimension may have; slot ids keep the index in 20 bits.

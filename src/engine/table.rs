@@ -305,6 +305,8 @@ pub(crate) struct Tenant {
     /// Inline up to 23 bytes: compared on every lookup.
     pub name: smol_str::SmolStr,
     pub suspended: bool,
+    /// With `suspended`: refusals say `TenantHibernated`.
+    pub hibernated: bool,
     /// Sorted by name, for binary search.
     pub dims: Arc<[Dimension]>,
 }
@@ -483,13 +485,13 @@ impl Engine {
     /// Suspends or resumes a tenant without touching its limits or counters (for a plan the
     /// engine cannot take: the old limits stay, the suspension must not wait). False if the
     /// tenant is unknown.
-    pub fn set_suspended(&self, name: &str, suspended: bool) -> bool {
+    pub fn set_suspended(&self, name: &str, suspended: bool, hibernated: bool) -> bool {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut map = TenantMap::clone(&self.tenants.load());
         let Some(current) = map.get(name).cloned() else {
             return false;
         };
-        if current.suspended == suspended {
+        if current.suspended == suspended && current.hibernated == hibernated {
             return true;
         }
         for d in current.dims.iter() {
@@ -497,6 +499,7 @@ impl Engine {
         }
         map.insert(Tenant {
             suspended,
+            hibernated,
             ..current
         });
         self.publish(map);
@@ -661,6 +664,7 @@ impl Engine {
         Tenant {
             name: tenant_name,
             suspended: limits.suspended,
+            hibernated: limits.hibernated,
             dims: dims.into_values().collect::<Vec<_>>().into(),
         }
     }
@@ -782,7 +786,7 @@ impl Engine {
         let meter = dim.meter.as_deref().expect("rate dimensions are metered");
         if t.suspended {
             meter.record_denied(now);
-            return Ok(Decision::suspended());
+            return Ok(Decision::paused(t.hibernated));
         }
         match Self::charge(dim, now, amount, None) {
             Ok(decision) => {
@@ -942,7 +946,10 @@ impl Engine {
             return Ok(BatchDecision {
                 allowed: false,
                 retry_after_ms: None,
-                results: dims.iter().map(|_| Decision::suspended()).collect(),
+                results: dims
+                    .iter()
+                    .map(|_| Decision::paused(t.hibernated))
+                    .collect(),
             });
         }
         let mut receipts = Vec::with_capacity(dims.len());
@@ -1017,7 +1024,7 @@ impl Engine {
         if t.suspended {
             meter.record_denied(now);
             return Ok(SlotDecision {
-                decision: Decision::suspended(),
+                decision: Decision::paused(t.hibernated),
                 slot: None,
                 expires_at: None,
             });
@@ -1104,7 +1111,7 @@ impl Engine {
             });
         };
         if t.suspended {
-            return Ok(Decision::suspended());
+            return Ok(Decision::paused(t.hibernated));
         }
         Ok(match limit {
             Some(limit) if value > *limit => Decision::denied(
@@ -1247,6 +1254,7 @@ impl Engine {
             let rebuilt = Tenant {
                 name: current.name.clone(),
                 suspended: current.suspended,
+                hibernated: current.hibernated,
                 dims: dims.into(),
             };
             map.names = self

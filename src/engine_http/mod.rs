@@ -248,7 +248,7 @@ fn decided<T: Serialize>(decision: &Decision, body: &T) -> Response {
     let mut headers = HeaderMap::new();
     let status = match (decision.allowed, decision.reason) {
         (true, _) => StatusCode::OK,
-        (false, Some(Reason::TenantSuspended)) => StatusCode::FORBIDDEN,
+        (false, Some(Reason::TenantSuspended | Reason::TenantHibernated)) => StatusCode::FORBIDDEN,
         (false, _) => {
             if let Some(ms) = decision.retry_after_ms {
                 let secs = ms.div_ceil(1000).max(1);

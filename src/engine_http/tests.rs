@@ -45,7 +45,7 @@ fn fixture() -> Fixture {
                     name: "storage-bytes".into(),
                     limit: Some(100),
                 }],
-                suspended: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -446,6 +446,30 @@ async fn suspended_is_403_with_the_decision() {
         a.json(),
         json!({"allowed": false, "limit": null, "remaining": null, "retryAfterMs": null, "reason": "TenantSuspended"})
     );
+}
+
+#[tokio::test]
+async fn hibernated_is_403_with_its_own_reason() {
+    let f = fixture();
+    f.engine
+        .set_tenant(
+            "globex",
+            TenantLimits {
+                suspended: true,
+                hibernated: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let a = post(
+        &f.app,
+        "/v1/tenants/globex/check",
+        "admin-token",
+        json!({"dimension": "requests", "amount": 1}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.json()["reason"], json!("TenantHibernated"));
 }
 
 #[tokio::test]

@@ -89,9 +89,11 @@ impl Metering {
         &self,
         tenant: &str,
         plan: &api::TenantQuotaSpec,
-        suspended: bool,
+        state: api::TenantState,
     ) -> Result<(), String> {
-        let limits = match super::plan::limits(plan, suspended) {
+        let suspended = state != api::TenantState::Active;
+        let hibernated = state == api::TenantState::Hibernated;
+        let limits = match super::plan::limits(plan, state) {
             Ok(limits) => limits,
             // A plan the engine cannot take keeps the limits and counters it had, but a
             // suspension or a resumption must still reach it.
@@ -100,9 +102,10 @@ impl Metering {
                 if let Some(meta) = self.tenants.lock().expect("not poisoned").get_mut(tenant) {
                     meta.limits = None;
                 }
-                if !self.engine.set_suspended(tenant, suspended) && suspended {
+                if !self.engine.set_suspended(tenant, suspended, hibernated) && suspended {
                     let everything_denied = TenantLimits {
                         suspended: true,
+                        hibernated,
                         ..TenantLimits::default()
                     };
                     self.engine
@@ -563,7 +566,10 @@ mod tests {
         .unwrap();
         let bad: api::TenantQuotaSpec =
             serde_saphyr::from_str("rates: [{name: api-calls, limit: 10, per: soon}]").unwrap();
-        metering.set_tenant("acme", &good, false).await.unwrap();
+        metering
+            .set_tenant("acme", &good, api::TenantState::Active)
+            .await
+            .unwrap();
         assert_eq!(
             engine.check("acme", "api-calls", 4).unwrap().remaining,
             Some(6)
@@ -573,14 +579,22 @@ mod tests {
             Some(3)
         );
         assert!(engine.acquire("acme", "jobs").unwrap().decision.allowed);
-        let refused = metering.set_tenant("acme", &bad, false).await.unwrap_err();
+        let refused = metering
+            .set_tenant("acme", &bad, api::TenantState::Active)
+            .await
+            .unwrap_err();
         assert_eq!(refused, "rate api-calls: `soon` is not a duration");
         assert_eq!(
             engine.check("acme", "api-calls", 1).unwrap().remaining,
             Some(5)
         );
         // Suspended with the bad plan: every dimension of the old plan says so.
-        assert!(metering.set_tenant("acme", &bad, true).await.is_err());
+        assert!(
+            metering
+                .set_tenant("acme", &bad, api::TenantState::Suspended)
+                .await
+                .is_err()
+        );
         for d in ["api-calls", "llm-tokens"] {
             let decision = engine.check("acme", d, 1).unwrap();
             assert_eq!(
@@ -590,7 +604,12 @@ mod tests {
             );
         }
         // Resumed, still with the bad plan: the old limits and what was used are all there.
-        assert!(metering.set_tenant("acme", &bad, false).await.is_err());
+        assert!(
+            metering
+                .set_tenant("acme", &bad, api::TenantState::Active)
+                .await
+                .is_err()
+        );
         assert_eq!(
             engine.check("acme", "api-calls", 1).unwrap().remaining,
             Some(4)
@@ -601,7 +620,12 @@ mod tests {
         );
         assert!(!engine.acquire("acme", "jobs").unwrap().decision.allowed);
         // A tenant first seen suspended with a bad plan is denied everything.
-        assert!(metering.set_tenant("newco", &bad, true).await.is_err());
+        assert!(
+            metering
+                .set_tenant("newco", &bad, api::TenantState::Suspended)
+                .await
+                .is_err()
+        );
         assert_eq!(
             engine.check("newco", "api-calls", 1).unwrap().reason,
             Some(crate::engine::Reason::TenantSuspended)
@@ -617,7 +641,10 @@ mod tests {
             "pricing: {currency: EUR, items: [{dimension: api-calls, unit: 1, price: '0.5'}]}",
         )
         .unwrap();
-        metering.set_tenant("acme", &plan, false).await.unwrap();
+        metering
+            .set_tenant("acme", &plan, api::TenantState::Active)
+            .await
+            .unwrap();
         engine.check("acme", "api-calls", 4).unwrap();
         let october: Period = "2026-10".parse().unwrap();
         assert_eq!(

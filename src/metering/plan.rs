@@ -8,8 +8,14 @@ use crate::engine::{Algorithm, GaugeSpec, PriceItem, Pricing, RateSpec, SlotSpec
 /// Lease of a concurrency slot when the plan does not say.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 
-/// The engine limits of a plan; `suspended` denies everything.
-pub fn limits(plan: &api::TenantQuotaSpec, suspended: bool) -> Result<TenantLimits, String> {
+/// The engine limits of a plan. A tenant that is not `Active` is denied everything: suspended,
+/// archived, or hibernated (then with its own reason).
+pub fn limits(
+    plan: &api::TenantQuotaSpec,
+    state: api::TenantState,
+) -> Result<TenantLimits, String> {
+    let suspended = state != api::TenantState::Active;
+    let hibernated = state == api::TenantState::Hibernated;
     let rates = plan
         .rates
         .iter()
@@ -55,6 +61,7 @@ pub fn limits(plan: &api::TenantQuotaSpec, suspended: bool) -> Result<TenantLimi
         concurrency,
         gauges,
         suspended,
+        hibernated,
     };
     limits.validate().map_err(|e| e.to_string())?;
     Ok(limits)
@@ -98,7 +105,7 @@ mod tests {
              pricing: {currency: USD, items: [{dimension: api-calls, unit: 1000, price: '0.01'}, {resource: requests.cpu, price: '0.03'}]}",
         )
         .unwrap();
-        let l = limits(&plan, false).unwrap();
+        let l = limits(&plan, api::TenantState::Active).unwrap();
         assert_eq!(
             l.rates[0],
             RateSpec {
@@ -126,7 +133,11 @@ mod tests {
             }
         );
         assert!(!l.suspended);
-        assert!(limits(&plan, true).unwrap().suspended);
+        assert!(
+            limits(&plan, api::TenantState::Suspended)
+                .unwrap()
+                .suspended
+        );
         let p = pricing(&plan).unwrap();
         assert_eq!(p.currency, "USD");
         assert_eq!(
