@@ -7,6 +7,8 @@
 pub mod apply;
 pub mod build;
 pub mod cache;
+pub mod hibernate;
+pub mod life;
 pub mod observe;
 pub mod plans;
 pub mod reconcile;

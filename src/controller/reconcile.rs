@@ -14,6 +14,8 @@ use kube::runtime::finalizer::{Event as Finalize, finalizer};
 
 use super::apply::{OwnedSet, namespaces, rollout};
 use super::build::{self, Inputs, quotas};
+use super::hibernate;
+use super::life::{self, Step};
 use super::observe::{self, World};
 use super::status::{self, Metered};
 use super::validate::{self, Invalid, Valid};
@@ -83,6 +85,33 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(ctx.jittered_resync()));
         }
     };
+    let step = life::next(life::Facts {
+        phase: tenant.status.as_ref().and_then(|s| s.phase),
+        desired: tenant.spec.state,
+        archive: false,
+        namespaces: !world.namespaces.is_empty(),
+        migrating: tenant.spec.migration.is_some(),
+    });
+    if let Step::Refuse(refusal) = step {
+        let message = refusal.message();
+        // One Event per refusal, not one per resync.
+        let said =
+            tenant.status.iter().flat_map(|s| &s.conditions).any(|c| {
+                c.type_ == "Ready" && c.reason == "TransitionRefused" && c.message == message
+            });
+        if !said {
+            status::publish(
+                ctx,
+                tenant,
+                EventType::Warning,
+                "TransitionRefused",
+                message.into(),
+            )
+            .await;
+        }
+        status::write(ctx, tenant, status::refused(tenant, message, now())).await?;
+        return Ok(Action::requeue(ctx.jittered_resync()));
+    }
     let plan = &valid.effective.spec;
     let mut desired = desired(tenant, &valid, &world)?;
     // The quota rollout must never work from a cache that is behind (a raise it has not seen
@@ -102,7 +131,6 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         desired = self::desired(tenant, &valid, &world)?;
     }
     let observed = world.observed_quotas();
-    let suspended = tenant.spec.state == TenantState::Suspended;
 
     namespaces::apply_all(ctx, &desired.namespaces, &world.namespaces).await?;
     let tenant_hard = plan.hard.clone().unwrap_or_default();
@@ -120,9 +148,43 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         tenant.spec.deletion_policy,
     )
     .await?;
+    // Workloads sleep after `pods: 0` is in place and wake after it is lifted.
+    match step {
+        Step::Hibernate | Step::Provision { wake: true } => {
+            let waking = step != Step::Hibernate;
+            let changed = hibernate::run(
+                &ctx.client,
+                &valid
+                    .kept
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>(),
+                waking,
+            )
+            .await?;
+            let note = if waking {
+                format!(
+                    "woke {changed} workload(s): every remembered replica count and CronJob setting given back"
+                )
+            } else {
+                format!(
+                    "put {changed} workload(s) to sleep: scaled to 0 or suspended, each previous value kept in an annotation"
+                )
+            };
+            status::publish(
+                ctx,
+                tenant,
+                EventType::Normal,
+                if waking { "Woken" } else { "Hibernated" },
+                note,
+            )
+            .await;
+        }
+        _ => {}
+    }
 
     let usage = status::usage(plan, &observed);
-    let metered = meter(ctx, tenant, &valid, &usage, suspended).await;
+    let metered = meter(ctx, tenant, &valid, &usage).await;
     let next = status::provisioned(tenant, &valid, usage, metered, now());
     let phase = next.phase;
     status::write(ctx, tenant, next).await?;
@@ -135,14 +197,18 @@ fn desired(tenant: &Tenant, valid: &Valid, world: &World) -> Result<build::Desir
     let kept: Vec<(String, &TenantNamespace)> =
         valid.kept.iter().map(|(n, ns)| (n.clone(), ns)).collect();
     let plan = &valid.effective.spec;
-    let suspended = tenant.spec.state == TenantState::Suspended;
+    // Suspended and hibernated tenants may start no pod.
+    let asleep = matches!(
+        tenant.spec.state,
+        TenantState::Suspended | TenantState::Hibernated
+    );
     let namespaces: Vec<TenantNamespace> = valid.kept.iter().map(|(_, ns)| ns.clone()).collect();
     Ok(build::build(
         tenant,
         &Inputs {
             plan,
             namespaces: &namespaces,
-            quotas: &quotas::plan(plan, &kept, suspended, &world.observed_quotas())?,
+            quotas: &quotas::plan(plan, &kept, asleep, &world.observed_quotas())?,
             usage_names: &usage_names(&tenant.name_any(), jiff::Timestamp::now()),
         },
     ))
@@ -187,14 +253,13 @@ async fn meter(
     tenant: &Tenant,
     valid: &Valid,
     usage: &BTreeMap<String, ResourceUsage>,
-    suspended: bool,
 ) -> Metered {
     let Some(metering) = &ctx.metering else {
         return Metered::default();
     };
     let name = tenant.name_any();
     if let Err(problem) = metering
-        .set_tenant(&name, &valid.effective.spec, suspended)
+        .set_tenant(&name, &valid.effective.spec, tenant.spec.state)
         .await
     {
         let note = format!("the quota engine could not take this tenant's plan: {problem}");

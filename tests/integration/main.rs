@@ -11,6 +11,7 @@ mod admission_table;
 mod admission;
 mod engine;
 mod leader;
+mod life;
 mod provisioning;
 mod quotas;
 mod scale;

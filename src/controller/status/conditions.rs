@@ -38,6 +38,9 @@ pub enum Reason {
     WithinQuota,
     Strict,
     IsolationOpen,
+    Hibernated,
+    /// A transition `controller::life` does not allow.
+    TransitionRefused,
 }
 
 impl Reason {
@@ -53,6 +56,8 @@ impl Reason {
             Self::WithinQuota => "WithinQuota",
             Self::Strict => "Strict",
             Self::IsolationOpen => "IsolationOpen",
+            Self::Hibernated => "Hibernated",
+            Self::TransitionRefused => "TransitionRefused",
         }
     }
 }

@@ -99,7 +99,10 @@ pub fn provisioned(
             "isolation.network is Open: no network policies",
         ),
     };
-    let state_supported = matches!(spec.state, TenantState::Active | TenantState::Suspended);
+    let state_supported = matches!(
+        spec.state,
+        TenantState::Active | TenantState::Suspended | TenantState::Hibernated
+    );
     let (ready, phase) = if !state_supported {
         let ready = Observation::new(
             Type::Ready,
@@ -119,6 +122,14 @@ pub fn provisioned(
             provisioned.message.clone(),
         );
         (ready, Phase::Failed)
+    } else if spec.state == TenantState::Hibernated {
+        let ready = Observation::new(
+            Type::Ready,
+            true,
+            Reason::Hibernated,
+            "every workload sleeps and no pod may start; set spec.state to Active to wake them",
+        );
+        (ready, Phase::Hibernated)
     } else {
         let ready = Observation::new(
             Type::Ready,
@@ -182,6 +193,27 @@ pub fn plan_not_found(tenant: &Tenant, plan: &str, now: Time) -> TenantStatus {
     };
     TenantStatus {
         phase: Some(phase),
+        observed_generation: tenant.metadata.generation,
+        conditions,
+        ..previous
+    }
+}
+
+/// The status of a tenant whose wished-for state is refused (`controller::life`): `Ready=False
+/// TransitionRefused` with what to do; the phase and everything else stay as they were.
+pub fn refused(tenant: &Tenant, message: &str, now: Time) -> TenantStatus {
+    let previous = tenant.status.clone().unwrap_or_default();
+    let observation = Observation::new(Type::Ready, false, Reason::TransitionRefused, message);
+    let mut conditions = previous.conditions.clone();
+    conditions.retain(|c| c.type_ != Type::Ready.as_str());
+    conditions.extend(conditions::merge(
+        &previous.conditions,
+        &[observation],
+        tenant.metadata.generation,
+        now,
+    ));
+    TenantStatus {
+        phase: Some(previous.phase.unwrap_or_default()),
         observed_generation: tenant.metadata.generation,
         conditions,
         ..previous
@@ -271,10 +303,27 @@ mod tests {
         assert_eq!(status.phase, Some(Phase::Suspended));
         let t = tenant("  state: Hibernated\n");
         let status = at(&t, &valid, "2026-01-01T00:00:00Z");
+        assert_eq!(status.phase, Some(Phase::Hibernated));
+        assert_eq!(reasons(&status)[0], triple("Ready", "True", "Hibernated"));
+        let t = tenant("  state: Archived\n");
+        let status = at(&t, &valid, "2026-01-01T00:00:00Z");
         assert_eq!(
             reasons(&status)[0],
             triple("Ready", "False", "StateNotSupported")
         );
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_phase_and_says_what_to_do() {
+        let mut t = tenant("  state: Hibernated\n");
+        t.status = Some(TenantStatus {
+            phase: Some(Phase::Archived),
+            ..Default::default()
+        });
+        let status = refused(&t, "set spec.state to Active first", time("2026-01-01T00:00:00Z"));
+        assert_eq!(status.phase, Some(Phase::Archived));
+        assert_eq!(reasons(&status)[0], triple("Ready", "False", "TransitionRefused"));
+        assert_eq!(status.conditions[0].message, "set spec.state to Active first");
     }
 
     #[test]
