@@ -1,7 +1,9 @@
 //! The tenant archive: one sealed file holding every object a tenant had, readable only with
 //! Landlord's archive key, checked object by object when it is opened. Archiving, restoring,
 //! retention and migration all go through this module; it knows nothing about the state
-//! machine or about which objects are worth archiving (that is `lifecycle`'s export).
+//! machine. [`export`](mod@export) reads the objects worth archiving from the API server, and
+//! [`import`](mod@import) writes them back in dependency order and verifies them; both serve
+//! migration too.
 //!
 //! # Format (version 1)
 //!
@@ -36,6 +38,8 @@
 //! longer exist.
 
 mod bundle;
+pub mod export;
+pub mod import;
 mod keys;
 mod store;
 
@@ -43,6 +47,9 @@ pub use bundle::{
     Bundle, FORMAT_VERSION, MAGIC, Manifest, ObjectEntry, key_id_of, normalise, object_sha256,
     open, seal, verify, whole_checksum,
 };
+pub use export::{export, should_archive, strip_server_fields};
+// `import::verify` keeps its module's name: `verify` here is the bundle's.
+pub use import::{ImportReport, import, order};
 pub use keys::{Key, KeyRing, load_or_create, ring_from_secret_data, rotate, secret_data};
 pub use store::{ArchiveStore, S3Options, StoredArchive};
 
@@ -111,6 +118,31 @@ pub enum ArchiveError {
         name: String,
         reason: String,
     },
+    #[error(
+        "the tenant's objects could not be exported: reading {what} failed: {source}; check that the API server and its aggregated APIs answer and that Landlord may list every kind, Landlord retries"
+    )]
+    Export {
+        what: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("{object} could not be restored: {message}")]
+    Import { object: String, message: String },
+    #[error(
+        "{} restored object(s) differ from the archive: {}; find what changed them (a controller, an admission webhook) and restore again", .objects.len(), shown(.objects)
+    )]
+    VerifyFailed { objects: Vec<String> },
+}
+
+/// The first few of a long list of objects, and how many more there are: a condition's
+/// message stays readable when a thousand objects differ.
+fn shown(objects: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = objects[..objects.len().min(SHOWN)].join(", ");
+    if objects.len() > SHOWN {
+        text.push_str(&format!(" and {} more", objects.len() - SHOWN));
+    }
+    text
 }
 
 impl ArchiveError {
@@ -129,6 +161,9 @@ impl ArchiveError {
             Self::NotFound { .. } => "ArchiveNotFound",
             Self::StoreUrl { .. } | Self::ForeignLocation { .. } => "ArchiveStoreMisconfigured",
             Self::KeySecret { .. } | Self::BadKeySecret { .. } => "ArchiveKeyUnavailable",
+            Self::Export { .. } => "ArchiveExportFailed",
+            Self::Import { .. } => "RestoreFailed",
+            Self::VerifyFailed { .. } => "RestoreVerificationFailed",
         }
     }
 }
