@@ -80,17 +80,23 @@ const JOB_UID_LABELS: [&str; 2] = ["controller-uid", "batch.kubernetes.io/contro
 /// disappears between discovery and its LIST (a CRD deleted meanwhile) counts as empty.
 pub async fn export(client: &Client, namespaces: &[String]) -> Result<Vec<Value>, ArchiveError> {
     let kinds = namespaced_kinds(client).await?;
-    let lists = kinds
+    // Owned pairs, not borrows: a borrowing closure here makes the future not `Send` for
+    // every lifetime, which the controller's reconcile future must be.
+    let lists: Vec<(kube::discovery::ApiResource, String)> = kinds
         .iter()
-        .flat_map(|ar| namespaces.iter().map(move |ns| (ar, ns.as_str())));
+        .flat_map(|ar| namespaces.iter().map(move |ns| (ar.clone(), ns.clone())))
+        .collect();
     let pages: Vec<Vec<Value>> = futures::stream::iter(lists)
-        .map(|(ar, ns)| async move {
-            list_all(client, ar, Some(ns))
-                .await
-                .map_err(|e| ArchiveError::Export {
-                    what: format!("{} in {ns} ({})", ar.plural, ar.api_version),
-                    source: Box::new(e),
-                })
+        .map(|(ar, ns)| {
+            let client = client.clone();
+            async move {
+                list_all(&client, &ar, Some(&ns))
+                    .await
+                    .map_err(|e| ArchiveError::Export {
+                        what: format!("{} in {ns} ({})", ar.plural, ar.api_version),
+                        source: Box::new(e),
+                    })
+            }
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()

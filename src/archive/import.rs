@@ -97,8 +97,17 @@ pub async fn import(
     let params = PatchParams::apply(field_manager).force();
     let mut report = ImportReport::default();
     for batch in targets.chunk_by(|a, b| rank(a.0) == rank(b.0)) {
-        futures::stream::iter(batch)
-            .map(|(obj, resource)| apply(client, resource, obj, &params))
+        // Owned copies in the stream: borrowing closures make the future not `Send` for every
+        // lifetime, which the controller's reconcile future must be.
+        let owned: Vec<(Value, _)> = batch
+            .iter()
+            .map(|(o, r)| ((*o).clone(), r.clone()))
+            .collect();
+        futures::stream::iter(owned)
+            .map(|(obj, resource)| {
+                let (client, params) = (client.clone(), params.clone());
+                async move { apply(&client, &resource, &obj, &params).await }
+            })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -643,6 +652,19 @@ mod tests {
             "ConfigMap n/c (v1) could not be restored: namespaces \"n\" not found (404)"
         );
         assert_eq!(err.reason(), "RestoreFailed");
+    }
+
+    /// Compiles only if export, import and verify can run in a spawned task, as the
+    /// controller's reconcile does (a borrowing closure over a stream makes a future that is
+    /// not `Send` for every lifetime).
+    #[allow(dead_code)]
+    fn the_futures_can_be_spawned(client: Client, namespaces: Vec<String>, objects: Vec<Value>) {
+        fn spawnable<F: std::future::Future + Send + 'static>(_: F) {}
+        spawnable(async move {
+            let _ = super::super::export(&client, &namespaces).await;
+            let _ = import(&client, &objects, "m").await;
+            let _ = verify(&client, &objects).await;
+        });
     }
 
     #[test]
