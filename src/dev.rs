@@ -35,6 +35,17 @@ const EXAMPLES: [(&str, &str); 4] = [
     ),
 ];
 
+/// Archives of `landlord dev` go next to its kubeconfig.
+fn archive_url(kubeconfig: &std::path::Path) -> anyhow::Result<String> {
+    let dir = kubeconfig
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("archives");
+    std::fs::create_dir_all(&dir)?;
+    Ok(format!("file://{}", std::fs::canonicalize(&dir)?.display()))
+}
+
 /// Options of `landlord dev`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Options {
@@ -81,6 +92,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let operator_options = crate::operator::Options {
         engine_addr: ([127, 0, 0, 1], options.engine_port).into(),
         resync: Duration::from_secs(60),
+        archive_url: archive_url(&options.kubeconfig)?,
         ..Default::default()
     };
     let operator = crate::operator::start(client.clone(), &operator_options).await?;

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
-    Run(landlord::operator::Options),
+    Run(Box<landlord::operator::Options>),
     /// Start an embedded API server with the CRDs, the example tenants and the operator.
     #[cfg(feature = "dev")]
     Dev(landlord::dev::Options),
@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(options) => {
             telemetry::init(cli.log_format);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
-            landlord::operator::run(options).await
+            landlord::operator::run(*options).await
         }
         #[cfg(feature = "dev")]
         Command::Dev(options) => {

@@ -75,6 +75,37 @@ pub struct Options {
     /// Writes the operator may send at once above `--kube-qps`.
     #[arg(long, default_value_t = 200, env = "LANDLORD_KUBE_BURST")]
     pub kube_burst: u32,
+    /// Where archives go: `file:///dir` (the chart mounts a volume there) or
+    /// `s3://bucket/prefix` (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+    /// AWS_SESSION_TOKEN).
+    #[arg(
+        long,
+        default_value = "file:///var/lib/landlord/archives",
+        env = "LANDLORD_ARCHIVE_URL"
+    )]
+    pub archive_url: String,
+    /// The Secret, in the operator's namespace (POD_NAMESPACE), holding the keys that encrypt
+    /// archives; created with a new key on first use when absent.
+    #[arg(
+        long,
+        default_value = "landlord-archive-key",
+        env = "LANDLORD_ARCHIVE_KEY_SECRET"
+    )]
+    pub archive_key_secret: String,
+    /// An S3-compatible endpoint (MinIO, Ceph, ...); unset for AWS.
+    #[arg(long, env = "LANDLORD_ARCHIVE_S3_ENDPOINT")]
+    pub archive_s3_endpoint: Option<String>,
+    #[arg(long, env = "AWS_REGION")]
+    pub archive_s3_region: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint (an in-cluster MinIO).
+    #[arg(long, env = "LANDLORD_ARCHIVE_S3_ALLOW_HTTP")]
+    pub archive_s3_allow_http: bool,
+    /// How often archives past `retentionDays` are looked for and purged.
+    #[arg(long, default_value = "1h", value_parser = crate::duration::flag, env = "LANDLORD_PURGE_INTERVAL")]
+    pub purge_interval: Duration,
+    /// The length of one retention day. For tests only: a day.
+    #[arg(long, default_value = "24h", value_parser = crate::duration::flag, hide = true)]
+    pub retention_day: Duration,
 }
 
 impl Default for Options {
@@ -101,6 +132,13 @@ impl Default for Options {
             concurrency: 8,
             kube_qps: 100,
             kube_burst: 200,
+            archive_url: "file:///var/lib/landlord/archives".into(),
+            archive_key_secret: "landlord-archive-key".into(),
+            archive_s3_endpoint: None,
+            archive_s3_region: None,
+            archive_s3_allow_http: false,
+            purge_interval: Duration::from_secs(3600),
+            retention_day: Duration::from_secs(86_400),
         }
     }
 }
@@ -195,6 +233,26 @@ pub async fn start(client: Client, options: &Options) -> anyhow::Result<Operator
     start_with(client, options, engine, metrics).await
 }
 
+/// The archive store and key Secret from the flags.
+fn archives(options: &Options) -> anyhow::Result<crate::controller::archiving::Archives> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let s3 = crate::archive::S3Options {
+        endpoint: options.archive_s3_endpoint.clone(),
+        region: options.archive_s3_region.clone(),
+        access_key_id: env("AWS_ACCESS_KEY_ID"),
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+        session_token: env("AWS_SESSION_TOKEN"),
+        allow_http: options.archive_s3_allow_http,
+    };
+    Ok(crate::controller::archiving::Archives {
+        store: crate::archive::ArchiveStore::from_url(&options.archive_url, &s3)
+            .context("--archive-url")?,
+        key_namespace: options.leader_election_namespace.clone(),
+        key_secret: options.archive_key_secret.clone(),
+        day: options.retention_day,
+    })
+}
+
 /// `/metrics`, `/healthz` (the process is alive) and `/readyz` (it leads and serves).
 async fn serve_metrics(
     options: &Options,
@@ -261,9 +319,11 @@ async fn start_with(
             resync: options.resync,
             tenant_selector: options.tenant_selector.clone(),
             concurrency: options.concurrency,
+            purge_interval: options.purge_interval,
         },
     )
-    .with_metering(metering);
+    .with_metering(metering)
+    .with_archives(Arc::new(archives(options)?));
     Ok(Operator {
         ctx: Arc::new(ctx),
         feeds,

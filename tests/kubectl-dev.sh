@@ -51,8 +51,9 @@ check "apply --server-side of the examples" "kubectl apply --server-side -f mani
 check "quota written into tenant namespaces" "kubectl get resourcequota -n acme-prod landlord-quota -o jsonpath='{.spec.hard.pods}'" "^20$"
 check "delete tenant" "kubectl delete tenant globex" 'tenant.landlord.dev "globex" deleted'
 check "the deleted tenant is gone" "kubectl get tenant globex" "NotFound"
-check "Archive (the default) keeps the namespace, released" "kubectl get ns globex-app --show-labels" "globex-app +Active"
-check "released namespace has no tenant label" "kubectl get ns -l landlord.dev/tenant=globex -o name | wc -l" "^ *0$"
+eventually "Archive (the default) archives, then deletes the namespace" "kubectl get ns globex-app" "NotFound"
+check "the archive is in the store" "ls $work/archives/globex/" "\\.llarch$"
+check "no namespace of the tenant is left" "kubectl get ns -l landlord.dev/tenant=globex -o name | wc -l" "^ *0$"
 check "refused at admission with the rule's message" "kubectl apply --server-side -f - <<<'{\"apiVersion\":\"landlord.dev/v1alpha1\",\"kind\":\"Tenant\",\"metadata\":{\"name\":\"bad\"},\"spec\":{\"owners\":[{\"kind\":\"ServiceAccount\",\"name\":\"ci\"}]}}'" "needs a namespace"
 
 # landlord dev must stop on SIGTERM by itself.

@@ -360,6 +360,9 @@ pub struct ArchiveStatus {
     pub archived_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purge_after: Option<Time>,
+    /// When the tenant was restored from this archive (the archive stays until purged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_at: Option<Time>,
 }
 
 /// Progress of a migration.

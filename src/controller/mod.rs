@@ -5,6 +5,7 @@
 //! pipeline and the finalizer; `run` wires it into kube-runtime; `plans` keeps plan counts.
 
 pub mod apply;
+pub mod archiving;
 pub mod build;
 pub mod cache;
 pub mod hibernate;
@@ -45,6 +46,8 @@ pub struct Context {
     written: Mutex<HashMap<String, (Option<String>, crate::api::TenantStatus)>>,
     /// The quota engine, when this operator runs one: limits go in, usage summaries come out.
     pub metering: Option<Arc<Metering>>,
+    /// Where archives go and the key that seals them; `None`: archiving is refused.
+    pub archives: Option<Arc<archiving::Archives>>,
 }
 
 impl Context {
@@ -65,7 +68,14 @@ impl Context {
             phases: Mutex::default(),
             written: Mutex::default(),
             metering: None,
+            archives: None,
         }
+    }
+
+    /// Archive and restore through `archives`.
+    pub fn with_archives(mut self, archives: Arc<archiving::Archives>) -> Self {
+        self.archives = Some(archives);
+        self
     }
 
     /// Run the quota engine's plan updates and status summaries through `metering`.
@@ -182,6 +192,8 @@ pub struct Settings {
     pub tenant_selector: Option<String>,
     /// How many tenants are reconciled at once.
     pub concurrency: u16,
+    /// How often archives past their retention are purged.
+    pub purge_interval: Duration,
 }
 
 impl Default for Settings {
@@ -190,6 +202,7 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             tenant_selector: None,
             concurrency: 8,
+            purge_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -210,6 +223,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0}")]
     Quantity(#[from] crate::quantity::QuantityError),
+    #[error("{0}")]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 impl Error {
@@ -223,6 +238,7 @@ impl Error {
             Error::Delete(_) => "delete",
             Error::Status(_) => "status",
             Error::Quantity(_) => "quantity",
+            Error::Archive(_) => "archive",
             Error::Finalizer(e) => match &**e {
                 F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner.label(),
                 F::AddFinalizer(_) => "add_finalizer",

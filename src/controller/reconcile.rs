@@ -3,6 +3,8 @@
 //! status, each step a module of its own.
 
 use std::collections::BTreeMap;
+
+use futures::FutureExt;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,6 +15,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
 
 use super::apply::{OwnedSet, namespaces, rollout};
+use super::archiving;
 use super::build::{self, Inputs, quotas};
 use super::hibernate;
 use super::life::{self, Step};
@@ -20,7 +23,9 @@ use super::observe::{self, World};
 use super::status::{self, Metered};
 use super::validate::{self, Invalid, Valid};
 use super::{Context, Error};
-use crate::api::{DeletionPolicy, ResourceUsage, Tenant, TenantNamespace, TenantState};
+use crate::api::{
+    ArchiveStatus, DeletionPolicy, Phase, ResourceUsage, Tenant, TenantNamespace, TenantState,
+};
 use crate::naming::{FINALIZER, usage_names};
 
 /// Entry point for the controller.
@@ -85,10 +90,11 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(ctx.jittered_resync()));
         }
     };
+    let record = unrestored_archive(tenant);
     let step = life::next(life::Facts {
         phase: tenant.status.as_ref().and_then(|s| s.phase),
         desired: tenant.spec.state,
-        archive: false,
+        archive: record.is_some(),
         namespaces: !world.namespaces.is_empty(),
         migrating: tenant.spec.migration.is_some(),
     });
@@ -112,6 +118,21 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         status::write(ctx, tenant, status::refused(tenant, message, now())).await?;
         return Ok(Action::requeue(ctx.jittered_resync()));
     }
+    if matches!(
+        step,
+        Step::Archive | Step::DeleteNamespaces | Step::StayArchived
+    ) {
+        return pack(ctx, tenant, &step, &world).boxed().await;
+    }
+    let restoring = match (&step, &record) {
+        (Step::Restore, Some(record)) => {
+            let names = world.namespaces.iter().map(|n| n.name_any()).collect();
+            let next = status::packing(tenant, Phase::Restoring, None, names, now());
+            status::write(ctx, tenant, next).await?;
+            Some(record.clone())
+        }
+        _ => None,
+    };
     let plan = &valid.effective.spec;
     let mut desired = desired(tenant, &valid, &world)?;
     // The quota rollout must never work from a cache that is behind (a raise it has not seen
@@ -183,13 +204,138 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         _ => {}
     }
 
+    let restored = match restoring {
+        Some(record) => Some(restore(ctx, tenant, record, &valid).boxed().await?),
+        None => None,
+    };
+
     let usage = status::usage(plan, &observed);
     let metered = meter(ctx, tenant, &valid, &usage).await;
-    let next = status::provisioned(tenant, &valid, usage, metered, now());
+    let mut next = status::provisioned(tenant, &valid, usage, metered, now());
+    if restored.is_some() {
+        next.archive = restored;
+    }
     let phase = next.phase;
     status::write(ctx, tenant, next).await?;
     ctx.set_phase(&tenant.name_any(), phase);
     Ok(Action::requeue(ctx.jittered_resync()))
+}
+
+/// The archive recorded in the status and not restored yet, if any.
+fn unrestored_archive(tenant: &Tenant) -> Option<ArchiveStatus> {
+    tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.archive.clone())
+        .filter(|a| a.restored_at.is_none())
+}
+
+/// Archive (export, seal, store, verify, record), then delete the namespaces, then stay
+/// `Archived`. Each part records its progress before the next begins.
+async fn pack(ctx: &Context, tenant: &Tenant, step: &Step, world: &World) -> Result<Action, Error> {
+    let namespaces: Vec<String> = world.namespaces.iter().map(|n| n.name_any()).collect();
+    let mut record = None;
+    if *step == Step::Archive {
+        let made = archive_now(ctx, tenant, &namespaces).boxed().await?;
+        let next = status::packing(
+            tenant,
+            Phase::Archiving,
+            Some(made.clone()),
+            namespaces.clone(),
+            now(),
+        );
+        status::write(ctx, tenant, next).await?;
+        ctx.set_phase(&tenant.name_any(), Some(Phase::Archiving));
+        record = Some(made);
+    }
+    if !namespaces.is_empty() {
+        namespaces::end_unwanted(ctx, &[], &world.namespaces, DeletionPolicy::Delete).await?;
+        let next = status::packing(tenant, Phase::Archiving, record, namespaces, now());
+        status::write(ctx, tenant, next).await?;
+        // The namespace watch brings the tenant back as they go; this is the backstop.
+        return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+    }
+    let next = status::packing(tenant, Phase::Archived, record, Vec::new(), now());
+    status::write(ctx, tenant, next).await?;
+    ctx.set_phase(&tenant.name_any(), Some(Phase::Archived));
+    Ok(Action::requeue(ctx.jittered_resync()))
+}
+
+/// Make and verify an archive of `namespaces`; a failure is reported (condition, Event) with
+/// nothing deleted.
+async fn archive_now(
+    ctx: &Context,
+    tenant: &Tenant,
+    namespaces: &[String],
+) -> Result<ArchiveStatus, Error> {
+    let result = match &ctx.archives {
+        Some(archives) => {
+            archiving::archive(
+                &ctx.client,
+                archives,
+                tenant,
+                namespaces,
+                jiff::Timestamp::now(),
+            )
+            .await
+        }
+        None => Err(crate::archive::ArchiveError::StoreUrl {
+            url: String::new(),
+            reason: "this operator runs without an archive store (--archive-url)".into(),
+        }),
+    };
+    match result {
+        Ok(made) => {
+            let note = format!(
+                "archive {} written and verified: {} objects, {} bytes; deleting the namespaces",
+                made.location, made.object_count, made.bytes
+            );
+            status::publish(ctx, tenant, EventType::Normal, "Archived", note).await;
+            Ok(made)
+        }
+        Err(e) => Err(report(ctx, tenant, e).await),
+    }
+}
+
+/// Restore from `record` into the namespaces just provisioned, wake what slept when it was
+/// archived, and return the record marked restored.
+async fn restore(
+    ctx: &Context,
+    tenant: &Tenant,
+    mut record: ArchiveStatus,
+    valid: &Valid,
+) -> Result<ArchiveStatus, Error> {
+    let Some(archives) = &ctx.archives else {
+        let e = crate::archive::ArchiveError::StoreUrl {
+            url: record.location.clone(),
+            reason: "this operator runs without an archive store (--archive-url)".into(),
+        };
+        return Err(report(ctx, tenant, e).await);
+    };
+    let count = match archiving::restore(&ctx.client, archives, &record).await {
+        Ok(count) => count,
+        Err(e) => return Err(report(ctx, tenant, e).await),
+    };
+    let names: Vec<String> = valid.kept.iter().map(|(n, _)| n.clone()).collect();
+    hibernate::run(&ctx.client, &names, true).await?;
+    let note = format!(
+        "restored {count} objects from {} and verified each",
+        record.location
+    );
+    status::publish(ctx, tenant, EventType::Normal, "Restored", note).await;
+    record.restored_at = Some(now());
+    Ok(record)
+}
+
+/// Say what went wrong with an archive step (condition and Event); the error to return.
+async fn report(ctx: &Context, tenant: &Tenant, e: crate::archive::ArchiveError) -> Error {
+    let message = format!("{e}; nothing was deleted");
+    status::publish(ctx, tenant, EventType::Warning, e.reason(), message.clone()).await;
+    let next = status::archive_failed(tenant, e.reason(), &message, now());
+    if let Err(write) = status::write(ctx, tenant, next).await {
+        tracing::warn!(tenant = %tenant.name_any(), error = %write, "could not report an archive failure");
+    }
+    Error::Archive(e)
 }
 
 /// The objects `tenant` should have, from its validated spec and what was observed.
@@ -282,8 +428,21 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .have(&world.role_bindings)
         .have(&world.cluster_roles)
         .have(&world.cluster_role_bindings);
+    // Archive first: a failure stops here with nothing deleted, and the finalizer keeps the
+    // Tenant until an archive is verified.
+    let archived = match policy {
+        DeletionPolicy::Archive if !world.namespaces.is_empty() => {
+            let names: Vec<String> = world.namespaces.iter().map(|n| n.name_any()).collect();
+            Some(archive_now(ctx, tenant, &names).boxed().await?)
+        }
+        _ => None,
+    };
     set.delete_orphans(&ctx.client).await?;
-    namespaces::end_unwanted(ctx, &[], &world.namespaces, policy).await?;
+    let effective = match policy {
+        DeletionPolicy::Archive => DeletionPolicy::Delete,
+        other => other,
+    };
+    namespaces::end_unwanted(ctx, &[], &world.namespaces, effective).await?;
     let count = world.namespaces.len();
     let note = match policy {
         DeletionPolicy::Delete => {
@@ -292,9 +451,13 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         DeletionPolicy::Retain => format!(
             "kept {count} namespace(s) without Landlord's labels, quotas, policies or bindings"
         ),
-        DeletionPolicy::Archive => format!(
-            "archiving is not implemented yet: kept {count} namespace(s) as with Retain; nothing that could hold data was deleted"
-        ),
+        DeletionPolicy::Archive => match &archived {
+            Some(a) => format!(
+                "archived {} objects to {} and verified them, then deleted {count} namespace(s)",
+                a.object_count, a.location
+            ),
+            None => "nothing left to archive: the tenant had no namespace".to_string(),
+        },
     };
     status::publish(ctx, tenant, EventType::Normal, "Cleanup", note).await;
     ctx.set_phase(&name, None);

@@ -55,6 +55,12 @@ pub async fn run(
         Some(_) => super::plans::Managed::Selected(store.clone()),
     };
     tokio::spawn(super::plans::run(client.clone(), managed));
+    if let Some(archives) = ctx.archives.clone() {
+        let interval = ctx.settings.purge_interval;
+        let purge =
+            super::archiving::purge(archives, store.clone(), ctx.recorder.clone(), interval);
+        tokio::spawn(purge);
+    }
     if let Some(refresh) = refresh {
         tokio::spawn(refresh_usage(ctx.clone(), store.clone(), refresh));
     }

@@ -183,3 +183,171 @@ async fn hibernation_sleeps_every_workload_and_waking_gives_back_each_value() {
     assert_eq!(hard(&c.client, &ns).await["pods"], "20");
     c.finish().await;
 }
+
+/// Every kind a tenant typically has, in two namespaces.
+fn belongings(app: &str, data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {app}}}\ndata: {{color: blue, size: '3'}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: creds, namespace: {app}}}\ntype: Opaque\nstringData: {{password: hunter2}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {app}}}\nspec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {app}}}\nspec:\n  replicas: 2\n{web}---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: nightly, namespace: {app}}}\nspec:\n  schedule: '0 3 * * *'\n  jobTemplate: {{spec: {{template: {{spec: {{restartPolicy: Never, containers: [{{name: c, image: busybox}}]}}}}}}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: reader, namespace: {app}}}\nrules: [{{apiGroups: [''], resources: [configmaps], verbs: [get]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: reader, namespace: {app}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}}\nsubjects: [{{kind: User, name: dana}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: deny-egress, namespace: {app}}}\nspec: {{podSelector: {{}}, policyTypes: [Egress]}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: store, namespace: {data}}}\nspec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db, namespace: {data}}}\nspec:\n  replicas: 1\n  serviceName: db\n{db}",
+        web = template("web").replace("    ", "  "),
+        db = template("db").replace("    ", "  "),
+    )
+}
+
+/// `(apiVersion, kind, namespace, name)` of each object in `belongings`.
+const BELONGINGS: [(&str, &str, &str, &str); 10] = [
+    ("v1", "ConfigMap", "app", "settings"),
+    ("v1", "Secret", "app", "creds"),
+    ("v1", "Service", "app", "web"),
+    ("apps/v1", "Deployment", "app", "web"),
+    ("batch/v1", "CronJob", "app", "nightly"),
+    ("rbac.authorization.k8s.io/v1", "Role", "app", "reader"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "app",
+        "reader",
+    ),
+    (
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "app",
+        "deny-egress",
+    ),
+    ("v1", "PersistentVolumeClaim", "data", "store"),
+    ("apps/v1", "StatefulSet", "data", "db"),
+];
+
+async fn read(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Option<serde_json::Value> {
+    let gvk = kube::api::GroupVersionKind::try_from(&kube::core::TypeMeta {
+        api_version: api_version.into(),
+        kind: kind.into(),
+    })
+    .unwrap();
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    let mut object = serde_json::to_value(api.get_opt(name).await.unwrap()?).unwrap();
+    object["apiVersion"] = api_version.into();
+    object["kind"] = kind.into();
+    Some(object)
+}
+
+#[tokio::test]
+async fn archiving_packs_every_object_and_restoring_brings_each_back_field_by_field() {
+    let c = Cluster::start("archive", "5s").await;
+    c.apply(PLAN).await;
+    let tenant = |state: &str| {
+        format!(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: box-$ID}}\nspec:\n  quotaRef: sleepy-$ID\n  state: {state}\n  owners: [{{kind: User, name: pat}}]\n  namespaces: [{{name: app}}, {{name: data}}]\n"
+        )
+    };
+    c.apply(&tenant("Active")).await;
+    let name = c.name("box");
+    let ns = |short: &str| format!("{name}-{short}");
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    c.apply(&belongings(&ns("app"), &ns("data"))).await;
+    let mut originals = Vec::new();
+    for (api_version, kind, short, object) in BELONGINGS {
+        let original = read(&c.client, api_version, kind, &ns(short), object)
+            .await
+            .unwrap();
+        originals.push(landlord::archive::strip_server_fields(&original));
+    }
+
+    c.apply(&tenant("Archived")).await;
+    poll("phase Archived", || async {
+        phase(&c.client, &name).await == Some(Phase::Archived)
+    })
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
+    for short in ["app", "data"] {
+        poll("namespace gone", || async {
+            namespaces.get_opt(&ns(short)).await.unwrap().is_none()
+        })
+        .await;
+    }
+    let tenants: Api<Tenant> = Api::all(c.client.clone());
+    let archived = tenants.get(&name).await.unwrap().status.unwrap();
+    let record = archived.archive.clone().unwrap();
+    assert!(
+        record.location.starts_with(&c.archive_url()),
+        "{}",
+        record.location
+    );
+    assert_eq!(
+        record.object_count,
+        BELONGINGS.len() as u64,
+        "exactly the tenant's own objects"
+    );
+    assert_eq!(record.restored_at, None);
+    assert_eq!(archived.namespaces, Vec::<String>::new());
+    assert_eq!(
+        condition(&tenants.get(&name).await.unwrap(), "Ready"),
+        Some(("True".into(), "Archived".into()))
+    );
+
+    // Hibernating an archived tenant is refused, with what to do; nothing changes.
+    c.apply(&tenant("Hibernated")).await;
+    wait_condition(&c.client, &name, "Ready", "False", "TransitionRefused").await;
+    assert_eq!(phase(&c.client, &name).await, Some(Phase::Archived));
+
+    c.apply(&tenant("Active")).await;
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    let restored = tenants.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(restored.phase, Some(Phase::Active));
+    assert!(restored.archive.unwrap().restored_at.is_some());
+    for ((api_version, kind, short, object), original) in BELONGINGS.iter().zip(&originals) {
+        let live = read(&c.client, api_version, kind, &ns(short), object)
+            .await
+            .unwrap_or_else(|| panic!("{kind} {object} was not restored"));
+        let differences = landlord::archive::import::differences(&live, original);
+        assert_eq!(differences, Vec::<String>::new(), "{kind} {object}");
+    }
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_archives_first_and_retention_purges_the_archive_later() {
+    let c = Cluster::start("purge", "5s").await;
+    c.apply(PLAN).await;
+    c.apply("apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: gone-$ID}\nspec:\n  quotaRef: sleepy-$ID\n  retentionDays: 5\n  namespaces: [{name: app}]\n").await;
+    let name = c.name("gone");
+    let app = format!("{name}-app");
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    c.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep-me, namespace: {app}}}\ndata: {{k: v}}\n")).await;
+    let tenants: Api<Tenant> = Api::all(c.client.clone());
+    tenants.delete(&name, &Default::default()).await.unwrap();
+    poll("tenant gone", || async {
+        tenants.get_opt(&name).await.unwrap().is_none()
+    })
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
+    poll("namespace gone", || async {
+        namespaces.get_opt(&app).await.unwrap().is_none()
+    })
+    .await;
+    let dir = std::path::PathBuf::from(c.archive_url().trim_start_matches("file://")).join(&name);
+    let archives = || {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "llarch"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        archives(),
+        1,
+        "deleting under the default policy leaves one verified archive"
+    );
+    // retentionDays: 5 with a test day of 4 s: purged from the store's own manifests, with no
+    // Tenant left.
+    poll("archive purged", || async { archives() == 0 }).await;
+    c.finish().await;
+}

@@ -41,6 +41,11 @@ pub enum Reason {
     Hibernated,
     /// A transition `controller::life` does not allow.
     TransitionRefused,
+    Archiving,
+    Archived,
+    Restoring,
+    /// An archive step failed: the archive error's own reason (`ArchiveError::reason`).
+    ArchiveFailed(&'static str),
 }
 
 impl Reason {
@@ -58,6 +63,10 @@ impl Reason {
             Self::IsolationOpen => "IsolationOpen",
             Self::Hibernated => "Hibernated",
             Self::TransitionRefused => "TransitionRefused",
+            Self::Archiving => "Archiving",
+            Self::Archived => "Archived",
+            Self::Restoring => "Restoring",
+            Self::ArchiveFailed(reason) => reason,
         }
     }
 }

@@ -5,7 +5,7 @@ pub mod conditions;
 pub mod next;
 pub mod write;
 
-pub use next::{Metered, plan_not_found, provisioned, refused};
+pub use next::{Metered, archive_failed, packing, plan_not_found, provisioned, refused};
 pub use write::{publish, write};
 
 use std::collections::BTreeMap;

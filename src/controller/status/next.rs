@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::conditions::{self, ConditionType as Type, Observation, Reason};
 use super::utilization_of;
 use crate::api::{
-    CostStatus, NetworkIsolation, Phase, RateStatus, ResourceUsage, Tenant, TenantState,
-    TenantStatus,
+    ArchiveStatus, CostStatus, NetworkIsolation, Phase, RateStatus, ResourceUsage, Tenant,
+    TenantState, TenantStatus,
 };
 use crate::controller::validate::Valid;
 
@@ -99,6 +99,7 @@ pub fn provisioned(
             "isolation.network is Open: no network policies",
         ),
     };
+    // `Archived` never reaches here: `controller::life` takes it to the archive steps.
     let state_supported = matches!(
         spec.state,
         TenantState::Active | TenantState::Suspended | TenantState::Hibernated
@@ -197,6 +198,80 @@ pub fn plan_not_found(tenant: &Tenant, plan: &str, now: Time) -> TenantStatus {
         conditions,
         ..previous
     }
+}
+
+/// The status of a tenant being archived, archived, or being restored from `archive`.
+pub fn packing(
+    tenant: &Tenant,
+    phase: Phase,
+    archive: Option<ArchiveStatus>,
+    namespaces: Vec<String>,
+    now: Time,
+) -> TenantStatus {
+    let previous = tenant.status.clone().unwrap_or_default();
+    let archive = archive.or(previous.archive.clone());
+    let location = archive.as_ref().map(|a| a.location.as_str()).unwrap_or("?");
+    let objects = archive.as_ref().map(|a| a.object_count).unwrap_or(0);
+    let ready = match phase {
+        Phase::Archived => Observation::new(
+            Type::Ready,
+            true,
+            Reason::Archived,
+            format!(
+                "archived to {location} ({objects} objects; PersistentVolumeClaims with their spec, volume data is not archived); set spec.state to Active to restore"
+            ),
+        ),
+        Phase::Restoring => Observation::new(
+            Type::Ready,
+            false,
+            Reason::Restoring,
+            format!("restoring {objects} objects from {location}"),
+        ),
+        _ => Observation::new(
+            Type::Ready,
+            false,
+            Reason::Archiving,
+            format!(
+                "archive {location} written and verified ({objects} objects); deleting the namespaces"
+            ),
+        ),
+    };
+    let mut conditions = previous.conditions.clone();
+    conditions.retain(|c| c.type_ != Type::Ready.as_str());
+    conditions.extend(conditions::merge(
+        &previous.conditions,
+        &[ready],
+        tenant.metadata.generation,
+        now,
+    ));
+    TenantStatus {
+        phase: Some(phase),
+        observed_generation: tenant.metadata.generation,
+        conditions,
+        namespace_count: Some(namespaces.len() as u32),
+        namespaces,
+        archive,
+        ..previous
+    }
+}
+
+/// The status of a tenant whose archive step failed: `Ready=False` with the archive error's
+/// reason and message; the phase and everything else stay as they were.
+pub fn archive_failed(
+    tenant: &Tenant,
+    reason: &'static str,
+    message: &str,
+    now: Time,
+) -> TenantStatus {
+    let mut status = refused(tenant, message, now);
+    if let Some(c) = status
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == Type::Ready.as_str())
+    {
+        c.reason = reason.into();
+    }
+    status
 }
 
 /// The status of a tenant whose wished-for state is refused (`controller::life`): `Ready=False
@@ -320,10 +395,20 @@ mod tests {
             phase: Some(Phase::Archived),
             ..Default::default()
         });
-        let status = refused(&t, "set spec.state to Active first", time("2026-01-01T00:00:00Z"));
+        let status = refused(
+            &t,
+            "set spec.state to Active first",
+            time("2026-01-01T00:00:00Z"),
+        );
         assert_eq!(status.phase, Some(Phase::Archived));
-        assert_eq!(reasons(&status)[0], triple("Ready", "False", "TransitionRefused"));
-        assert_eq!(status.conditions[0].message, "set spec.state to Active first");
+        assert_eq!(
+            reasons(&status)[0],
+            triple("Ready", "False", "TransitionRefused")
+        );
+        assert_eq!(
+            status.conditions[0].message,
+            "set spec.state to Active first"
+        );
     }
 
     #[test]

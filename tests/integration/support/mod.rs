@@ -121,12 +121,20 @@ impl Cluster {
             .unwrap();
     }
 
+    /// This test's archive store.
+    pub fn archive_url(&self) -> String {
+        format!("file://{}", self._dir.0.join("archives").display())
+    }
+
     /// The operator binary with this test's kubeconfig and tenant selector, plus `args`.
     pub fn operator_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_landlord"));
         command
             .arg("run")
             .args(["--tenant-selector", &self.selector()])
+            // Archives in this test's own directory; a retention day of 4 s, looked at every second.
+            .args(["--archive-url", &self.archive_url()])
+            .args(["--purge-interval", "1s", "--retention-day", "4s"])
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             // LANDLORD_TEST_LOG=debug shows what the operators do (on stderr).
