@@ -18,6 +18,10 @@ Checks:
      restricted to admin/view), the standard labels; and the non-default switches (the
      PrometheusRule holds the groups of files/alerts.yaml, the dashboard ConfigMap the JSON
      with the Grafana sidecar's label).
+  2c. The archive store: the Deployment's archive environment variables, the claim mounted at
+     a file:// url's path (or an existing one), the S3 options and credentials (secretKeyRef),
+     a file:// url without persistence refused, the NOTES warning about a one-node volume with
+     more than one pod, and the Role for the archive key Secret.
   3. values.schema.json accepts the defaults and rejects bad values.
   4. The chart's crds/ and files/examples/ are byte-identical copies of crds/ and
      manifests/examples/.
@@ -103,6 +107,17 @@ EXPECTED_RULES = [
     },
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
 ]
+ARCHIVE_DIR = "/var/lib/landlord/archives"
+ARCHIVE_ENV = [
+    {"name": "LANDLORD_ARCHIVE_URL", "value": f"file://{ARCHIVE_DIR}"},
+    {"name": "LANDLORD_ARCHIVE_KEY_SECRET", "value": "landlord-archive-key"},
+    {"name": "LANDLORD_PURGE_INTERVAL", "value": "1h"},
+]
+KEY_SECRET_RULES = [
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+     "resourceNames": ["landlord-archive-key"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+]
 STANDARD_LABELS = {
     "helm.sh/chart": "landlord-0.1.0",
     "app.kubernetes.io/name": "landlord",
@@ -169,8 +184,9 @@ def by_key(docs: list[dict]) -> dict[tuple[str, str, str], dict]:
 
 
 # Helm's install order for the kinds we render.
-KIND_ORDER = ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-              "ClusterRoleBinding", "Service", "Deployment", "ServiceMonitor"]
+KIND_ORDER = ["Namespace", "CustomResourceDefinition", "ServiceAccount", "PersistentVolumeClaim",
+              "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
+              "ServiceMonitor"]
 
 
 def install_yaml() -> str:
@@ -209,7 +225,10 @@ def update() -> None:
 def check_lint() -> None:
     for values in (None, {"examples": {"enabled": True}, "serviceMonitor": {"enabled": True},
                           "prometheusRule": {"enabled": True}, "dashboards": {"enabled": True},
-                          "operator": {"logFormat": "json", "extraArgs": ["--resync=30s"]}}):
+                          "operator": {"logFormat": "json", "extraArgs": ["--resync=30s"]},
+                          "archive": {"url": "s3://archives/landlord",
+                                      "s3": {"endpoint": "http://minio:9000", "region": "eu-1",
+                                             "allowHttp": True, "existingSecret": "s3"}}}):
         report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
         assert report["errors"] == [], report["errors"]
         bad = [m for m in report["messages"] if m["severity"] >= 2]
@@ -225,6 +244,9 @@ def check_default_render() -> None:
         ("ClusterRole", "", "landlord"),
         ("ClusterRoleBinding", "", "landlord"),
         ("Deployment", NAMESPACE, "landlord"),
+        ("PersistentVolumeClaim", NAMESPACE, "landlord-archives"),
+        ("Role", NAMESPACE, "landlord"),
+        ("RoleBinding", NAMESPACE, "landlord"),
         ("Service", NAMESPACE, "landlord"),
         ("ServiceAccount", NAMESPACE, "landlord"),
     ]), sorted(objs)
@@ -262,6 +284,7 @@ def check_default_render() -> None:
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "RUST_LOG", "value": "info"},
+        *ARCHIVE_ENV,
     ], c["env"]
     assert c["ports"] == [
         {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
@@ -280,6 +303,15 @@ def check_default_render() -> None:
     assert c["readinessProbe"]["periodSeconds"] == 5
     assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
                               "limits": {"cpu": "1", "memory": "512Mi"}}, c["resources"]
+    # The file:// archive store: the chart's claim, mounted at the url's path.
+    assert c["volumeMounts"] == [{"name": "archives", "mountPath": ARCHIVE_DIR}], c["volumeMounts"]
+    assert ps["volumes"] == [{"name": "archives",
+                              "persistentVolumeClaim": {"claimName": "landlord-archives"}}]
+    pvc = objs[("PersistentVolumeClaim", NAMESPACE, "landlord-archives")]
+    assert pvc["spec"] == {"accessModes": ["ReadWriteOnce"],
+                           "resources": {"requests": {"storage": "10Gi"}}}, pvc["spec"]
+    # helm uninstall keeps the archives.
+    assert pvc["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
 
     svc = objs[("Service", NAMESPACE, "landlord")]["spec"]
     assert svc["type"] == "ClusterIP"
@@ -303,6 +335,12 @@ def check_default_render() -> None:
                               "name": "landlord"}
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "landlord",
                                 "namespace": NAMESPACE}]
+    # The archive key Secret in the operator's namespace: read by name, created when absent.
+    assert objs[("Role", NAMESPACE, "landlord")]["rules"] == KEY_SECRET_RULES
+    rb = objs[("RoleBinding", NAMESPACE, "landlord")]
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                             "name": "landlord"}
+    assert rb["subjects"] == crb["subjects"]
 
 
 def check_values_render() -> None:
@@ -334,7 +372,8 @@ def check_values_render() -> None:
     assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
                          "--concurrency=16", "--kube-qps=50", "--kube-burst=60",
                          "--log-format=json", "--flag=x"], c["args"]
-    assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, {"name": "A", "value": "b"}]
+    assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, *ARCHIVE_ENV,
+                            {"name": "A", "value": "b"}], c["env"]
     sm = objs[("ServiceMonitor", NAMESPACE, "landlord")]
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "prom"
@@ -382,7 +421,9 @@ def check_values_render() -> None:
     # No ServiceAccount or RBAC of our own; another release name gives other names.
     objs = by_key(render_docs({"serviceAccount": {"create": False, "name": "ops"},
                                "rbac": {"create": False}}))
-    assert sorted(objs) == [("Deployment", NAMESPACE, "landlord"), ("Service", NAMESPACE, "landlord")]
+    assert sorted(objs) == [("Deployment", NAMESPACE, "landlord"),
+                            ("PersistentVolumeClaim", NAMESPACE, "landlord-archives"),
+                            ("Service", NAMESPACE, "landlord")], sorted(objs)
     assert objs[("Deployment", NAMESPACE, "landlord")]["spec"]["template"]["spec"][
         "serviceAccountName"] == "ops"
     with helm.Chart.load(str(CHART)) as chart:
@@ -395,6 +436,77 @@ def check_values_render() -> None:
             assert "serviceAccount.name is required" in str(e), e
         else:
             raise AssertionError("serviceAccount.create=false without a name rendered")
+
+
+def check_archive_render() -> None:
+    def deployment_and_kinds(values: dict) -> tuple[dict, list]:
+        objs = by_key(render_docs(values))
+        return objs[("Deployment", NAMESPACE, "landlord")]["spec"]["template"]["spec"], sorted(
+            k for k in objs if k[0] == "PersistentVolumeClaim")
+
+    # S3: the options as environment variables, the credentials from the Secret, no volume.
+    pod, claims = deployment_and_kinds({"archive": {
+        "url": "s3://archives/landlord", "keySecret": "keys", "purgeInterval": "15m",
+        "s3": {"endpoint": "http://minio.storage:9000", "region": "eu-west-1",
+               "allowHttp": True, "existingSecret": "landlord-s3"}}})
+    [c] = pod["containers"]
+    secret = lambda k, **more: {"secretKeyRef": {"name": "landlord-s3", "key": k, **more}}  # noqa: E731
+    assert c["env"][3:] == [
+        {"name": "LANDLORD_ARCHIVE_URL", "value": "s3://archives/landlord"},
+        {"name": "LANDLORD_ARCHIVE_KEY_SECRET", "value": "keys"},
+        {"name": "LANDLORD_PURGE_INTERVAL", "value": "15m"},
+        {"name": "LANDLORD_ARCHIVE_S3_ENDPOINT", "value": "http://minio.storage:9000"},
+        {"name": "AWS_REGION", "value": "eu-west-1"},
+        {"name": "LANDLORD_ARCHIVE_S3_ALLOW_HTTP", "value": "true"},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret("AWS_ACCESS_KEY_ID")},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret("AWS_SECRET_ACCESS_KEY")},
+        {"name": "AWS_SESSION_TOKEN", "valueFrom": secret("AWS_SESSION_TOKEN", optional=True)},
+    ], c["env"]
+    assert "volumeMounts" not in c and "volumes" not in pod, pod
+    assert claims == []
+    # S3 without a Secret (the pod's identity): no credentials, no S3 options left empty.
+    pod, _ = deployment_and_kinds({"archive": {"url": "s3://archives"}})
+    names = [e["name"] for e in pod["containers"][0]["env"]]
+    assert names == ["POD_NAME", "POD_NAMESPACE", "RUST_LOG", "LANDLORD_ARCHIVE_URL",
+                     "LANDLORD_ARCHIVE_KEY_SECRET", "LANDLORD_PURGE_INTERVAL"], names
+    # Another file:// directory, on a claim of the chart's with other settings.
+    pod, claims = deployment_and_kinds({"archive": {
+        "url": "file:///data/archives/", "persistence": {
+            "size": "50Gi", "storageClass": "nfs", "accessModes": ["ReadWriteMany"]}}})
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "archives", "mountPath": "/data/archives"}]
+    assert claims == [("PersistentVolumeClaim", NAMESPACE, "landlord-archives")]
+    pvc = by_key(render_docs({"archive": {"persistence": {
+        "size": "50Gi", "storageClass": "nfs", "accessModes": ["ReadWriteMany"]}}}))[claims[0]]
+    assert pvc["spec"] == {"accessModes": ["ReadWriteMany"], "storageClassName": "nfs",
+                           "resources": {"requests": {"storage": "50Gi"}}}, pvc["spec"]
+    # An existing claim: mounted, none created.
+    pod, claims = deployment_and_kinds({"archive": {"persistence": {"existingClaim": "mine"}}})
+    assert pod["volumes"] == [{"name": "archives", "persistentVolumeClaim": {"claimName": "mine"}}]
+    assert claims == []
+    # A file:// store with nothing to keep it in is refused: the root filesystem is read-only.
+    with helm.Chart.load(str(CHART)) as chart:
+        try:
+            chart.render({"archive": {"persistence": {"enabled": False}}}, name=RELEASE,
+                         namespace=NAMESPACE)
+        except helm.HelmError as e:
+            assert "archive.persistence.enabled is false" in str(e), e
+        else:
+            raise AssertionError("a file:// store without persistence rendered")
+    # NOTES warn when a one-node volume keeps a second pod from starting, and only then.
+    def notes(values: dict | None) -> str:
+        with helm.Chart.load(str(CHART)) as chart:
+            out = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        return next(v for k, v in out.items() if k.endswith("NOTES.txt"))
+    warning = "WARNING: archives go to the volume landlord-archives (ReadWriteOnce)"
+    assert warning in notes({"replicas": 2})
+    assert warning in notes({"strategy": {"type": "RollingUpdate"}})
+    for quiet in (None, {"replicas": 2, "archive": {"url": "s3://b"}},
+                  {"replicas": 2, "archive": {"persistence": {"accessModes": ["ReadWriteMany"]}}}):
+        assert "WARNING" not in notes(quiet), quiet
+    # The key Secret's Role follows archive.keySecret.
+    role = by_key(render_docs({"archive": {"keySecret": "keys"}}))[("Role", NAMESPACE, "landlord")]
+    assert role["rules"][0]["resourceNames"] == ["keys"], role["rules"]
 
 
 def check_schema() -> None:
@@ -421,6 +533,18 @@ def check_schema() -> None:
         "unknown top-level value": {"replica": 2},
         "unknown nested value": {"image": {"name": "x"}},
         "nodeSelector value not a string": {"nodeSelector": {"a": 1}},
+        "persistence.size not a string": {"archive": {"persistence": {"size": 10}}},
+        "persistence.size not a quantity": {"archive": {"persistence": {"size": "10 GB"}}},
+        "persistence.enabled not a bool": {"archive": {"persistence": {"enabled": "true"}}},
+        "unknown access mode": {"archive": {"persistence": {"accessModes": ["ReadWriteAll"]}}},
+        "archive url of another scheme": {"archive": {"url": "https://example.com/archives"}},
+        "file url with a relative path": {"archive": {"url": "file://archives"}},
+        "s3 url without a bucket": {"archive": {"url": "s3:///prefix"}},
+        "purgeInterval not a duration": {"archive": {"purgeInterval": "1 hour"}},
+        "keySecret not a Secret name": {"archive": {"keySecret": "Archive_Key"}},
+        "s3.allowHttp not a bool": {"archive": {"s3": {"allowHttp": "true"}}},
+        "s3.endpoint without a scheme": {"archive": {"s3": {"endpoint": "minio:9000"}}},
+        "unknown archive value": {"archive": {"bucket": "x"}},
     }
     with helm.Chart.load(str(CHART)) as chart:
         assert chart.schema is not None
@@ -428,6 +552,10 @@ def check_schema() -> None:
         chart.validate_schema(chart.merge_values({"replicas": 0, "image": {"tag": "v1"},
                                                   "operator": {"resync": "250ms",
                                                                "logFormat": "json"}}))
+        chart.validate_schema(chart.merge_values({"archive": {
+            "url": "s3://bucket", "purgeInterval": "30m",
+            "persistence": {"size": "1.5Gi", "accessModes": ["ReadWriteOncePod"]},
+            "s3": {"endpoint": "https://s3.example.com", "existingSecret": "s3"}}}))
         accepted = []
         for name, values in bad.items():
             try:
@@ -475,7 +603,7 @@ def check_install_yaml() -> None:
     assert not (missing or extra or changed), (
         f"manifests/install.yaml is stale (missing {missing}, extra {extra}, changed {changed}); "
         "run python3 tests/chart_test.py --update")
-    assert len(actual) == 3 + 1 + 5, len(actual)
+    assert len(actual) == 3 + 1 + 8, len(actual)
     # Namespace and CRDs first, so a single `kubectl apply` works.
     assert [d["kind"] for d in actual[:4]] == ["Namespace"] + ["CustomResourceDefinition"] * 3
 
@@ -619,6 +747,13 @@ def check_kubectl_apply() -> None:
                 ("patch", "tenants.landlord.dev", "--subresource=status"): "yes",
                 ("create", "rolebindings", "-n", "acme-prod"): "yes",
                 ("get", "secrets", "-A"): "no",
+                # The archive key Secret, in the operator's namespace only.
+                ("get", "secrets/landlord-archive-key", "-n", NAMESPACE): "yes",
+                ("create", "secrets", "-n", NAMESPACE): "yes",
+                ("get", "secrets/other", "-n", NAMESPACE): "no",
+                ("update", "secrets/landlord-archive-key", "-n", NAMESPACE): "no",
+                ("delete", "secrets/landlord-archive-key", "-n", NAMESPACE): "no",
+                ("create", "secrets", "-n", "acme-prod"): "no",
                 ("create", "pods", "-n", "acme-prod"): "no",
                 ("create", "deployments.apps", "-n", NAMESPACE): "no",
             }
@@ -647,10 +782,14 @@ def check_operator_with_chart_rbac() -> None:
             assert token, "no token"
             sa_config = kt.token_kubeconfig(token)
             log = open(Path(tmp) / "operator.log", "w")
+            # As in the chart's pod: POD_NAMESPACE (where the archive key Secret goes) is the
+            # release namespace; the archives go to a directory of the test's own.
+            archives = Path(tmp) / "archives"
             env = dict(os.environ, KUBECONFIG=str(sa_config), POD_NAME="landlord-test",
-                       RUST_LOG="info", NO_COLOR="1")
+                       POD_NAMESPACE=NAMESPACE, RUST_LOG="info", NO_COLOR="1")
             operator = subprocess.Popen(
-                [str(LANDLORD), "run", "--metrics-addr=127.0.0.1:0", "--engine-addr=127.0.0.1:0", "--resync=5s"],
+                [str(LANDLORD), "run", "--metrics-addr=127.0.0.1:0", "--engine-addr=127.0.0.1:0",
+                 "--resync=5s", f"--archive-url=file://{archives}"],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
             kt.kubectl("apply", "--server-side", "-f", str(EXAMPLES))
             deadline = time.monotonic() + 120  # for a loaded machine; a pass returns at once
@@ -704,6 +843,8 @@ def main() -> int:
         ("1 helm lint: no errors, no warnings", check_lint, None),
         ("2 default render: objects, Deployment, RBAC, labels", check_default_render, None),
         ("2b render with non-default values", check_values_render, None),
+        ("2c archive store: env, volume, claim, S3 credentials, key Secret Role",
+         check_archive_render, None),
         ("3 values schema", check_schema, None),
         ("4 chart crds/ and examples are byte-identical copies", check_copies, None),
         ("5 manifests/install.yaml is the default render + Namespace + CRDs", check_install_yaml,

@@ -78,3 +78,20 @@ prometheusRule.selector, else the job and namespace the chart's ServiceMonitor g
 {{- printf "job=%q,namespace=%q" (include "landlord.fullname" .) .Release.Namespace }}
 {{- end }}
 {{- end }}
+
+{{/*
+The directory of a file:// archive.url ("" for any other store), without a trailing slash.
+*/}}
+{{- define "landlord.archiveDir" -}}
+{{- if hasPrefix "file://" .Values.archive.url }}
+{{- trimPrefix "file://" .Values.archive.url | trimSuffix "/" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The claim mounted at the archive directory: archive.persistence.existingClaim, else the one
+the chart creates.
+*/}}
+{{- define "landlord.archiveClaim" -}}
+{{- .Values.archive.persistence.existingClaim | default (printf "%s-archives" (include "landlord.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}
