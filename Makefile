@@ -44,6 +44,7 @@ dev: ## Run `landlord dev`: embedded API server, operator and example tenants
 e2e: ## Integration suites, admission table, kube-test differential and chart against KUBECONFIG
 	@test -n "$$KUBECONFIG" || { echo "set KUBECONFIG to a cluster you may write to"; exit 2; }
 	LANDLORD_E2E=1 $(CARGO) test -p landlord --test integration
+	LANDLORD_E2E=1 $(CARGO) test -p landlord --test archive_roundtrip
 	LANDLORD_E2E=1 $(CARGO) test -p kube-test --test differential
 	python3 tests/chart_test.py --cluster
 

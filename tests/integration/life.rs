@@ -351,3 +351,80 @@ async fn deleting_archives_first_and_retention_purges_the_archive_later() {
     poll("archive purged", || async { archives() == 0 }).await;
     c.finish().await;
 }
+
+#[tokio::test]
+async fn an_operator_killed_again_and_again_still_archives_and_restores_exactly() {
+    let mut c = Cluster::start("crash", "2s").await;
+    c.apply(PLAN).await;
+    let tenant = |state: &str| {
+        format!(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: crash-$ID}}\nspec:\n  quotaRef: sleepy-$ID\n  state: {state}\n  namespaces: [{{name: app}}, {{name: data}}]\n"
+        )
+    };
+    c.apply(&tenant("Active")).await;
+    let name = c.name("crash");
+    let ns = |short: &str| format!("{name}-{short}");
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    c.apply(&belongings(&ns("app"), &ns("data"))).await;
+    let mut originals = Vec::new();
+    for (api_version, kind, short, object) in BELONGINGS {
+        let original = read(&c.client, api_version, kind, &ns(short), object)
+            .await
+            .unwrap();
+        originals.push(landlord::archive::strip_server_fields(&original));
+    }
+    // On kube-test, every request in the tenant's namespaces takes 50 ms more, so that the
+    // export and the restore take seconds and the kills below land in the middle of them. (On
+    // a real cluster the kills land wherever they land.)
+    let hooks = c.server.as_ref().map(|s| s.hooks());
+    if let Some(hooks) = &hooks {
+        for short in ["app", "data"] {
+            let slow = kube_test::Injection::delay(std::time::Duration::from_millis(50));
+            hooks.inject(slow.namespace(&ns(short)));
+        }
+    }
+    // SIGKILL the operator at a random moment every 20–220 ms (and a little more each time) until the tenant gets there;
+    // each restart must pick the job up where the last one left it.
+    let mut kills = 0;
+    for (state, goal) in [("Archived", Phase::Archived), ("Active", Phase::Active)] {
+        c.apply(&tenant(state)).await;
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while phase(&c.client, &name).await != Some(goal) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never reached {goal:?} ({kills} kills)"
+            );
+            // Growing pauses: a restart always ends up with time enough to finish.
+            let pause = 20 + rand::random_range(0..200) + 100 * kills;
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            c.restart_operator();
+            kills += 1;
+        }
+    }
+    if let Some(hooks) = &hooks {
+        hooks.clear_all_injections();
+    }
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    let record = Api::<Tenant>::all(c.client.clone())
+        .get(&name)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .archive
+        .unwrap();
+    assert_eq!(record.object_count, BELONGINGS.len() as u64);
+    assert!(record.restored_at.is_some());
+    for ((api_version, kind, short, object), original) in BELONGINGS.iter().zip(&originals) {
+        let live = read(&c.client, api_version, kind, &ns(short), object)
+            .await
+            .unwrap_or_else(|| panic!("{kind} {object} was lost"));
+        assert_eq!(
+            landlord::archive::import::differences(&live, original),
+            Vec::<String>::new(),
+            "{kind} {object}"
+        );
+    }
+    println!("archived and restored through {kills} kills");
+    c.finish().await;
+}
