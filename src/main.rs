@@ -32,8 +32,44 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Read archives without the operator: list a store, or show one archive (verified).
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ArchiveCommand {
+    /// Every archive in the store: time, tenant, size, location.
+    List {
+        /// The store, as the operator's --archive-url (S3 settings from the same env vars).
+        #[arg(long, env = "LANDLORD_ARCHIVE_URL")]
+        url: String,
+    },
+    /// Decrypt and verify one archive and print its objects as YAML (pipe them to
+    /// `kubectl apply --server-side -f -` to restore by hand), or its manifest.
+    Show {
+        /// A location as `list` or `status.archive.location` shows it.
+        location: String,
+        #[arg(long, env = "LANDLORD_ARCHIVE_URL")]
+        url: String,
+        /// The Secret with the keys (read only).
+        #[arg(
+            long,
+            default_value = "landlord-archive-key",
+            env = "LANDLORD_ARCHIVE_KEY_SECRET"
+        )]
+        key_secret: String,
+        /// The Secret's namespace: the operator's.
+        #[arg(long, default_value = "default", env = "POD_NAMESPACE")]
+        namespace: String,
+        /// Print the manifest (tenant, spec, counts, checksums) instead of the objects.
+        #[arg(long)]
+        manifest: bool,
+    },
 }
 
 #[tokio::main]
@@ -62,6 +98,33 @@ async fn main() -> anyhow::Result<()> {
                 let yaml = format!("---\n{}", serde_saphyr::to_string(&crd)?);
                 std::fs::write(&path, yaml)
                     .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
+        Command::Archive { command } => {
+            use landlord::archive::{ArchiveStore, inspect};
+            match command {
+                ArchiveCommand::List { url } => {
+                    let store = ArchiveStore::from_url(&url, &inspect::s3_from_env())?;
+                    print!("{}", inspect::list(&store).await?);
+                }
+                ArchiveCommand::Show {
+                    location,
+                    url,
+                    key_secret,
+                    namespace,
+                    manifest,
+                } => {
+                    let store = ArchiveStore::from_url(&url, &inspect::s3_from_env())?;
+                    let client = kube::Client::try_default()
+                        .await
+                        .context("connecting to Kubernetes for the archive keys")?;
+                    let keys = inspect::keys(&client, &namespace, &key_secret).await?;
+                    print!(
+                        "{}",
+                        inspect::show(&store, &location, &keys, manifest).await?
+                    );
+                }
             }
             Ok(())
         }

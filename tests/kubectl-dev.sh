@@ -49,10 +49,14 @@ eventually "plans count their tenants (an operator without --tenant-selector)" "
 check "get landlord lists every kind" "kubectl get landlord" "tenantquota.landlord.dev/pro"
 check "apply --server-side of the examples" "kubectl apply --server-side -f manifests/examples/" "tenant.landlord.dev/acme serverside-applied"
 check "quota written into tenant namespaces" "kubectl get resourcequota -n acme-prod landlord-quota -o jsonpath='{.spec.hard.pods}'" "^20$"
+check "a ConfigMap of the tenant's own" "kubectl create configmap kept -n globex-app --from-literal=color=blue" "configmap/kept created"
 check "delete tenant" "kubectl delete tenant globex" 'tenant.landlord.dev "globex" deleted'
 check "the deleted tenant is gone" "kubectl get tenant globex" "NotFound"
 eventually "Archive (the default) archives, then deletes the namespace" "kubectl get ns globex-app" "NotFound"
 check "the archive is in the store" "ls $work/archives/globex/" "\\.llarch$"
+check "landlord archive list shows it" "target/debug/landlord archive list --url file://$work/archives" "globex .*\\.llarch"
+check "landlord archive show decrypts it, ready for kubectl apply" "target/debug/landlord archive show \$(ls -d $work/archives/globex/*.llarch | sed 's|^|file://|') --url file://$work/archives" "name: kept"
+
 check "no namespace of the tenant is left" "kubectl get ns -l landlord.dev/tenant=globex -o name | wc -l" "^ *0$"
 check "refused at admission with the rule's message" "kubectl apply --server-side -f - <<<'{\"apiVersion\":\"landlord.dev/v1alpha1\",\"kind\":\"Tenant\",\"metadata\":{\"name\":\"bad\"},\"spec\":{\"owners\":[{\"kind\":\"ServiceAccount\",\"name\":\"ci\"}]}}'" "needs a namespace"
 

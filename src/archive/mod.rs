@@ -40,6 +40,7 @@
 mod bundle;
 pub mod export;
 pub mod import;
+pub mod inspect;
 mod keys;
 mod store;
 
