@@ -14,8 +14,11 @@ its pinned requirements there and re-executes itself inside it; later runs take 
 Checks:
   1. `helm lint` (strict) reports no errors and no warnings, with default and non-default values.
   2. The render with default values: exactly the expected objects, Deployment args, image,
-     env, ports, security context and probes, the operator's exact RBAC rules (with `bind`
-     restricted to admin/view), the standard labels; and the non-default switches (the
+     env, ports, security context and probes, the operator's exact RBAC rules (the narrow ones
+     with `bind` restricted to admin/view and no wildcard, plus the archive rules: the one
+     wildcard, with get/list/create/patch only, `escalate`/`bind` on Roles and `bind` on the
+     ClusterRoles of archive.rbac.bindClusterRoles; without them when archive.rbac.enabled is
+     false), the standard labels; and the non-default switches (the
      PrometheusRule holds the groups of files/alerts.yaml, the dashboard ConfigMap the JSON
      with the Grafana sidecar's label).
   2c. The archive store: the Deployment's archive environment variables, the claim mounted at
@@ -28,9 +31,14 @@ Checks:
   5. manifests/install.yaml is the Namespace, the CRDs and the default render (documents
      compared as parsed objects, in any order).
   6. kubectl applies manifests/install.yaml (server-side) to kube-test, twice, and reads the
-     Deployment back; the chart's examples are accepted by the installed CRDs.
+     Deployment back; `kubectl auth can-i` as the operator's ServiceAccount answers what the
+     RBAC tables of the chart README say; the chart's examples are accepted by the installed
+     CRDs.
   7. The operator binary, authenticated as the chart's ServiceAccount (so with exactly the
-     chart's RBAC), provisions the example tenants on kube-test.
+     chart's RBAC), provisions the example tenants on kube-test; then a tenant with a
+     ConfigMap is deleted with the default deletionPolicy (Archive): it is archived (the
+     archive is in the operator's --archive-url, a temp dir) and gone within 120 s, and the
+     key Secret is in the release namespace.
 Checks 6 and 7 are skipped, with the reason printed, when kubectl or the binaries
 (target/debug/kube-test, target/debug/landlord) are missing.
 
@@ -106,6 +114,22 @@ EXPECTED_RULES = [
         "verbs": ["get", "list", "watch", "create", "update", "patch"],
     },
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    # Hibernation.
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
+     "verbs": ["list", "patch"]},
+    {"apiGroups": ["apps"],
+     "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
+     "verbs": ["patch"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["list", "patch"]},
+]
+# archive.rbac.enabled (the default): archiving lists every namespaced kind, restoring applies
+# and reads back every archived object, and a tenant's Roles and RoleBindings.
+ARCHIVE_RULES = [
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "create", "patch"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
+     "verbs": ["escalate", "bind"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
+     "resourceNames": ["admin", "edit", "view"]},
 ]
 ARCHIVE_DIR = "/var/lib/landlord/archives"
 ARCHIVE_ENV = [
@@ -322,14 +346,40 @@ def check_default_render() -> None:
     ], svc["ports"]
 
     role = objs[("ClusterRole", "", "landlord")]
-    assert role["rules"] == EXPECTED_RULES, role["rules"]
-    binds = [r for r in role["rules"] if "bind" in r["verbs"]]
-    assert binds == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
-                      "verbs": ["bind"], "resourceNames": ["admin", "view"]}], binds
+    assert role["rules"] == EXPECTED_RULES + ARCHIVE_RULES, role["rules"]
+    # The wildcard is the archive rule's alone, and never with a verb that changes or removes
+    # what exists (update, delete) or that streams (watch).
+    wild = [r for r in role["rules"] if "*" in r["apiGroups"] + r["resources"] + r["verbs"]]
+    assert wild == [ARCHIVE_RULES[0]], wild
+    assert not {"update", "delete", "deletecollection", "watch", "*"} & set(wild[0]["verbs"])
+    # `bind` on ClusterRoles only by name; `escalate` on namespaced Roles only.
     for r in role["rules"]:
+        if {"bind", "escalate"} & set(r["verbs"]) and "clusterroles" in r["resources"]:
+            assert r["verbs"] == ["bind"] and r.get("resourceNames"), r
+        assert "impersonate" not in r["verbs"] and "deletecollection" not in r["verbs"], r
+    # Without archive.rbac: the provisioning and hibernation rules only, no wildcard, no
+    # escalate, bind on admin and view alone.
+    narrow = by_key(render_docs({"archive": {"rbac": {"enabled": False}}}))
+    rules = narrow[("ClusterRole", "", "landlord")]["rules"]
+    assert rules == EXPECTED_RULES, rules
+    for r in rules:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in r[field], r
         assert not {"escalate", "impersonate", "deletecollection"} & set(r["verbs"]), r
+    binds = [r for r in rules if "bind" in r["verbs"]]
+    assert binds == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                      "verbs": ["bind"], "resourceNames": ["admin", "view"]}], binds
+    # The key Secret's Role stays: it is not part of archive.rbac.
+    assert narrow[("Role", NAMESPACE, "landlord")]["rules"] == KEY_SECRET_RULES
+    # Other ClusterRoles to bind; an empty list binds any.
+    bind = {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+            "verbs": ["bind"]}
+    for names, expected in ((["admin", "tenant-deployer"],
+                             {**bind, "resourceNames": ["admin", "tenant-deployer"]}),
+                            ([], bind)):
+        rules = by_key(render_docs({"archive": {"rbac": {"bindClusterRoles": names}}}))[
+            ("ClusterRole", "", "landlord")]["rules"]
+        assert rules[-1] == expected, rules[-1]
     crb = objs[("ClusterRoleBinding", "", "landlord")]
     assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                               "name": "landlord"}
@@ -450,7 +500,10 @@ def check_archive_render() -> None:
         "s3": {"endpoint": "http://minio.storage:9000", "region": "eu-west-1",
                "allowHttp": True, "existingSecret": "landlord-s3"}}})
     [c] = pod["containers"]
-    secret = lambda k, **more: {"secretKeyRef": {"name": "landlord-s3", "key": k, **more}}  # noqa: E731
+
+    def secret(key: str, **more: bool) -> dict:
+        return {"secretKeyRef": {"name": "landlord-s3", "key": key, **more}}
+
     assert c["env"][3:] == [
         {"name": "LANDLORD_ARCHIVE_URL", "value": "s3://archives/landlord"},
         {"name": "LANDLORD_ARCHIVE_KEY_SECRET", "value": "keys"},
@@ -545,6 +598,9 @@ def check_schema() -> None:
         "s3.allowHttp not a bool": {"archive": {"s3": {"allowHttp": "true"}}},
         "s3.endpoint without a scheme": {"archive": {"s3": {"endpoint": "minio:9000"}}},
         "unknown archive value": {"archive": {"bucket": "x"}},
+        "archive.rbac.enabled not a bool": {"archive": {"rbac": {"enabled": "no"}}},
+        "bindClusterRoles not a list": {"archive": {"rbac": {"bindClusterRoles": "admin"}}},
+        "bindClusterRoles with an empty name": {"archive": {"rbac": {"bindClusterRoles": [""]}}},
     }
     with helm.Chart.load(str(CHART)) as chart:
         assert chart.schema is not None
@@ -686,6 +742,8 @@ class RealCluster(KubeTest):
 
 
 EXAMPLE_TENANTS = ["acme", "globex"]
+# The label the integration tests' operators select their tenants by, here with this run's id.
+RUN_LABEL = "test.landlord.dev/run"
 EXAMPLE_NAMESPACES = ["acme-ci", "acme-prod", "globex-app"]
 
 
@@ -738,7 +796,7 @@ def check_kubectl_apply() -> None:
             access = {
                 ("bind", "clusterroles/admin"): "yes",
                 ("bind", "clusterroles/view"): "yes",
-                ("bind", "clusterroles/edit"): "no",
+                ("bind", "clusterroles/edit"): "yes",  # archive.rbac.bindClusterRoles
                 ("bind", "clusterroles/cluster-admin"): "no",
                 ("escalate", "clusterroles"): "no",
                 ("create", "tokenreviews.authentication.k8s.io"): "yes",
@@ -746,16 +804,28 @@ def check_kubectl_apply() -> None:
                 ("delete", "leases.coordination.k8s.io", "-n", NAMESPACE): "no",
                 ("patch", "tenants.landlord.dev", "--subresource=status"): "yes",
                 ("create", "rolebindings", "-n", "acme-prod"): "yes",
-                ("get", "secrets", "-A"): "no",
-                # The archive key Secret, in the operator's namespace only.
+                # Hibernation.
+                ("patch", "deployments.apps", "--subresource=scale", "-n", "acme-prod"): "yes",
+                ("patch", "cronjobs.batch", "-n", "acme-prod"): "yes",
+                # The archive key Secret, in the operator's namespace: read, created, never
+                # changed or deleted.
                 ("get", "secrets/landlord-archive-key", "-n", NAMESPACE): "yes",
                 ("create", "secrets", "-n", NAMESPACE): "yes",
-                ("get", "secrets/other", "-n", NAMESPACE): "no",
                 ("update", "secrets/landlord-archive-key", "-n", NAMESPACE): "no",
                 ("delete", "secrets/landlord-archive-key", "-n", NAMESPACE): "no",
-                ("create", "secrets", "-n", "acme-prod"): "no",
-                ("create", "pods", "-n", "acme-prod"): "no",
-                ("create", "deployments.apps", "-n", NAMESPACE): "no",
+                # Archiving lists, and restoring applies, every kind in every namespace ...
+                ("list", "secrets", "-A"): "yes",
+                ("list", "widgets.example.com", "-n", "acme-prod"): "yes",
+                ("create", "pods", "-n", "acme-prod"): "yes",
+                ("patch", "deployments.apps", "-n", "acme-prod"): "yes",
+                ("escalate", "roles", "-n", "acme-prod"): "yes",
+                ("bind", "roles", "-n", "acme-prod"): "yes",
+                # ... but never updates, deletes or watches what it does not manage.
+                ("update", "configmaps", "-n", "acme-prod"): "no",
+                ("delete", "pods", "-n", "acme-prod"): "no",
+                ("deletecollection", "secrets", "-n", "acme-prod"): "no",
+                ("watch", "secrets", "-A"): "no",
+                ("delete", "deployments.apps", "-n", NAMESPACE): "no",
             }
             got = {q: kt.kubectl("auth", "can-i", *q, sa, check=False).strip() for q in access}
             assert got == access, {q: a for q, a in got.items() if a != access[q]}
@@ -772,7 +842,12 @@ def check_kubectl_apply() -> None:
 
 
 def check_operator_with_chart_rbac() -> None:
-    """The landlord binary, as the chart's ServiceAccount, provisions the example tenants."""
+    """The landlord binary, as the chart's ServiceAccount, provisions the example tenants, and
+    deletes a tenant with the default deletionPolicy, archiving it first."""
+    # On a shared cluster the operator takes only this run's tenants, as the integration
+    # tests' operators do.
+    run = f"chart-{os.getpid()}"
+    archive_tenant = f"{run}-archive"
     with tempfile.TemporaryDirectory() as tmp:
         kt = server(Path(tmp))
         operator = None
@@ -789,9 +864,11 @@ def check_operator_with_chart_rbac() -> None:
                        POD_NAMESPACE=NAMESPACE, RUST_LOG="info", NO_COLOR="1")
             operator = subprocess.Popen(
                 [str(LANDLORD), "run", "--metrics-addr=127.0.0.1:0", "--engine-addr=127.0.0.1:0",
-                 "--resync=5s", f"--archive-url=file://{archives}"],
+                 "--resync=5s", f"--archive-url=file://{archives}",
+                 f"--tenant-selector={RUN_LABEL}={run}"],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
             kt.kubectl("apply", "--server-side", "-f", str(EXAMPLES))
+            kt.kubectl("label", "tenants", *EXAMPLE_TENANTS, f"{RUN_LABEL}={run}", "--overwrite")
             deadline = time.monotonic() + 120  # for a loaded machine; a pass returns at once
             ready: dict[str, str] = {}
             while time.monotonic() < deadline:
@@ -817,6 +894,7 @@ def check_operator_with_chart_rbac() -> None:
             rb = kt.kubectl("get", "rolebinding", "-n", "acme-prod", "landlord-owners-admin", "-o",
                             "yaml")
             assert yaml.safe_load(rb)["roleRef"]["name"] == "admin"
+            delete_archives_tenant(kt, operator, archive_tenant, run, archives, Path(tmp))
             # Nothing in the operator's log says it was forbidden.
             text = (Path(tmp) / "operator.log").read_text()
             assert "forbidden" not in text.lower(), text[-3000:]
@@ -824,6 +902,66 @@ def check_operator_with_chart_rbac() -> None:
             kt.stop()  # on a real cluster it deletes the tenants, so the operator runs still
             if operator is not None:
                 stop_process(operator)
+            if isinstance(kt, RealCluster):
+                forget_tenant(kt, archive_tenant)
+
+
+def delete_archives_tenant(kt: KubeTest, operator: subprocess.Popen, tenant: str, run: str,
+                           archives: Path, tmp: Path) -> None:
+    """A tenant with one namespace holding a ConfigMap is deleted with the default
+    deletionPolicy (Archive): the operator archives first (discovery, then a LIST of every
+    namespaced kind in the namespace, and the key Secret in its own namespace), then deletes
+    the namespace and lets the Tenant go. The archive is in the operator's --archive-url."""
+    namespace = f"{tenant}-data"
+    manifest = tmp / "archive-tenant.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": tenant, "labels": {RUN_LABEL: run}},
+        "spec": {"quotaRef": "free", "namespaces": [{"name": "data"}]},
+    }))
+    kt.kubectl("apply", "--server-side", "-f", str(manifest))
+
+    def log_tail() -> str:
+        return (tmp / "operator.log").read_text()[-3000:]
+
+    deadline = time.monotonic() + 120
+    while not kt.kubectl("get", "ns", namespace, "--ignore-not-found", "-o", "name").strip():
+        assert time.monotonic() < deadline and operator.poll() is None, (
+            f"namespace {namespace} not created\n{log_tail()}")
+        time.sleep(0.3)
+    kt.kubectl("create", "configmap", "settings", "-n", namespace, "--from-literal=color=blue")
+    kt.kubectl("delete", "tenant", tenant, "--wait=false")
+    deadline = time.monotonic() + 120  # for a loaded machine; a pass returns at once
+    while kt.kubectl("get", "tenant", tenant, "--ignore-not-found", "-o", "name").strip():
+        if time.monotonic() > deadline or operator.poll() is not None:
+            status = kt.kubectl("get", "tenant", tenant, "-o", "jsonpath={.status.conditions}",
+                                check=False)
+            raise AssertionError(f"Tenant {tenant} not gone after its deletion with the chart's "
+                                 f"RBAC; conditions: {status}\n{log_tail()}")
+        time.sleep(0.3)
+    sealed = sorted((archives / tenant).glob("*.llarch"))
+    assert len(sealed) == 1, (sorted(archives.rglob("*")), log_tail())
+    assert sealed[0].read_bytes().startswith(b"LLARCH"), sealed[0]
+    listed = json.loads(sealed[0].with_name(
+        sealed[0].name.removesuffix(".llarch") + ".manifest.json").read_text())
+    assert listed["tenant"] == tenant, listed
+    assert {"apiVersion": "v1", "kind": "ConfigMap", "namespace": namespace,
+            "name": "settings"}.items() <= next(
+        (o for o in listed["objects"] if o["kind"] == "ConfigMap"), {}).items(), listed["objects"]
+    # The key that sealed it is in the release namespace, as the chart's pod would have it.
+    key = yaml.safe_load(kt.kubectl("get", "secret", "-n", NAMESPACE, "landlord-archive-key",
+                                    "-o", "yaml"))
+    assert key["data"]["current"], key["data"]
+
+
+def forget_tenant(kt: KubeTest, tenant: str) -> None:
+    """On the shared cluster, a Tenant left behind by a failed check goes, finalizer and all."""
+    if kt.kubectl("get", "tenant", tenant, "--ignore-not-found", "-o", "name").strip():
+        kt.kubectl("patch", "tenant", tenant, "--type=merge", "-p",
+                   '{"metadata":{"finalizers":null}}', check=False)
+        kt.kubectl("delete", "tenant", tenant, "--ignore-not-found", "--wait=false", check=False)
+    kt.kubectl("delete", "namespace", f"{tenant}-data", "--ignore-not-found", "--wait=false",
+               check=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -836,7 +974,8 @@ def main() -> int:
         return run_checks([
             ("6 kubectl apply --server-side manifests/install.yaml to the cluster in KUBECONFIG",
              check_kubectl_apply, cluster_skip_reason(real=True)),
-            ("7 the operator runs with the chart's RBAC and provisions tenants there",
+            ("7 the operator runs with the chart's RBAC, provisions tenants there and archives "
+             "one it deletes",
              check_operator_with_chart_rbac, cluster_skip_reason(need_landlord=True, real=True)),
         ])
     return run_checks([
@@ -851,7 +990,8 @@ def main() -> int:
          None),
         ("6 kubectl apply --server-side manifests/install.yaml to kube-test", check_kubectl_apply,
          cluster_skip_reason()),
-        ("7 the operator runs with the chart's RBAC and provisions tenants",
+        ("7 the operator runs with the chart's RBAC, provisions tenants and archives one it "
+         "deletes",
          check_operator_with_chart_rbac, cluster_skip_reason(need_landlord=True)),
     ])
 
