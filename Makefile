@@ -51,6 +51,7 @@ e2e: ## Integration suites, admission table, kube-test differential and chart ag
 bench: ## Benchmarks, printed as ratios against baselines measured in the same run
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench scale -- --tenants 500
+	$(CARGO) bench --bench archive
 
 bench-scale: ## The controller at scale: 10,000 tenants (TENANTS=N for fewer; ARGS=--real for KUBECONFIG)
 	$(CARGO) bench --bench scale -- --tenants $(or $(TENANTS),10000) $(ARGS)
