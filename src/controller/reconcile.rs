@@ -126,9 +126,12 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     }
     let restoring = match (&step, &record) {
         (Step::Restore, Some(record)) => {
-            let names = world.namespaces.iter().map(|n| n.name_any()).collect();
-            let next = status::packing(tenant, Phase::Restoring, None, names, now());
-            status::write(ctx, tenant, next).await?;
+            // Said once: a restore retried after a failure keeps the failure's reason shown.
+            if tenant.status.as_ref().and_then(|s| s.phase) != Some(Phase::Restoring) {
+                let names = world.namespaces.iter().map(|n| n.name_any()).collect();
+                let next = status::packing(tenant, Phase::Restoring, None, names, now());
+                status::write(ctx, tenant, next).await?;
+            }
             Some(record.clone())
         }
         _ => None,
@@ -293,7 +296,7 @@ async fn archive_now(
             status::publish(ctx, tenant, EventType::Normal, "Archived", note).await;
             Ok(made)
         }
-        Err(e) => Err(report(ctx, tenant, e).await),
+        Err(e) => Err(report(ctx, tenant, e, None).await),
     }
 }
 
@@ -310,11 +313,11 @@ async fn restore(
             url: record.location.clone(),
             reason: "this operator runs without an archive store (--archive-url)".into(),
         };
-        return Err(report(ctx, tenant, e).await);
+        return Err(report(ctx, tenant, e, Some(Phase::Restoring)).await);
     };
     let count = match archiving::restore(&ctx.client, archives, &record).await {
         Ok(count) => count,
-        Err(e) => return Err(report(ctx, tenant, e).await),
+        Err(e) => return Err(report(ctx, tenant, e, Some(Phase::Restoring)).await),
     };
     let names: Vec<String> = valid.kept.iter().map(|(n, _)| n.clone()).collect();
     hibernate::run(&ctx.client, &names, true).await?;
@@ -327,11 +330,20 @@ async fn restore(
     Ok(record)
 }
 
-/// Say what went wrong with an archive step (condition and Event); the error to return.
-async fn report(ctx: &Context, tenant: &Tenant, e: crate::archive::ArchiveError) -> Error {
+/// Say what went wrong with an archive step (condition and Event), in `phase` if given; the
+/// error to return.
+async fn report(
+    ctx: &Context,
+    tenant: &Tenant,
+    e: crate::archive::ArchiveError,
+    phase: Option<Phase>,
+) -> Error {
     let message = format!("{e}; nothing was deleted");
     status::publish(ctx, tenant, EventType::Warning, e.reason(), message.clone()).await;
-    let next = status::archive_failed(tenant, e.reason(), &message, now());
+    let mut next = status::archive_failed(tenant, e.reason(), &message, now());
+    if phase.is_some() {
+        next.phase = phase;
+    }
     if let Err(write) = status::write(ctx, tenant, next).await {
         tracing::warn!(tenant = %tenant.name_any(), error = %write, "could not report an archive failure");
     }
@@ -431,8 +443,20 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     // Archive first: a failure stops here with nothing deleted, and the finalizer keeps the
     // Tenant until an archive is verified.
     let archived = match policy {
-        DeletionPolicy::Archive if !world.namespaces.is_empty() => {
-            let names: Vec<String> = world.namespaces.iter().map(|n| n.name_any()).collect();
+        // Namespaces already terminating were archived by an earlier attempt that got as far
+        // as deleting them (or are going anyway): archiving them again would pack half of them.
+        DeletionPolicy::Archive
+            if world
+                .namespaces
+                .iter()
+                .any(|n| n.metadata.deletion_timestamp.is_none()) =>
+        {
+            let names: Vec<String> = world
+                .namespaces
+                .iter()
+                .filter(|n| n.metadata.deletion_timestamp.is_none())
+                .map(|n| n.name_any())
+                .collect();
             Some(archive_now(ctx, tenant, &names).boxed().await?)
         }
         _ => None,
@@ -456,7 +480,7 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
                 "archived {} objects to {} and verified them, then deleted {count} namespace(s)",
                 a.object_count, a.location
             ),
-            None => "nothing left to archive: the tenant had no namespace".to_string(),
+            None => "nothing left to archive: no namespace of the tenant is left, or an earlier attempt archived them".to_string(),
         },
     };
     status::publish(ctx, tenant, EventType::Normal, "Cleanup", note).await;
