@@ -144,10 +144,11 @@ async fn hibernation_sleeps_every_workload_and_waking_gives_back_each_value() {
     })
     .await;
     let web: Deployment = get(&c.client, &ns, "web").await;
+    // The generation moves with every change of the spec (a controller's status writes do
+    // not move it): nothing changed `replicas` back.
     assert_eq!(
-        web.resource_version(),
-        applied.resource_version(),
-        "nothing wrote to the Deployment"
+        web.metadata.generation, applied.metadata.generation,
+        "nothing wrote to the Deployment's spec"
     );
     assert_eq!(web.spec.as_ref().unwrap().replicas, Some(3));
     assert_eq!(phase(&c.client, &name).await, Some(Phase::Hibernated));
@@ -426,5 +427,99 @@ async fn an_operator_killed_again_and_again_still_archives_and_restores_exactly(
         );
     }
     println!("archived and restored through {kills} kills");
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_broken_store_or_a_lost_key_deletes_nothing_and_says_why() {
+    let c = Cluster::start("faults", "2s").await;
+    c.apply(PLAN).await;
+    let tenant = |state: &str| {
+        format!(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: fault-$ID}}\nspec:\n  quotaRef: sleepy-$ID\n  state: {state}\n  namespaces: [{{name: app}}]\n"
+        )
+    };
+    c.apply(&tenant("Active")).await;
+    let name = c.name("fault");
+    let app = format!("{name}-app");
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    c.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: precious, namespace: {app}}}\ndata: {{k: v}}\n")).await;
+
+    // The store cannot take the archive: a file stands where the tenant's folder must go.
+    let store = std::path::PathBuf::from(c.archive_url().trim_start_matches("file://"));
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(&name), "in the way").unwrap();
+    c.apply(&tenant("Archived")).await;
+    wait_condition(
+        &c.client,
+        &name,
+        "Ready",
+        "False",
+        "ArchiveStoreUnavailable",
+    )
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
+    assert!(
+        namespaces.get_opt(&app).await.unwrap().is_some(),
+        "nothing is deleted"
+    );
+    assert_eq!(phase(&c.client, &name).await, Some(Phase::Active));
+
+    // Once the store works, the retry archives.
+    std::fs::remove_file(store.join(&name)).unwrap();
+    poll("phase Archived", || async {
+        phase(&c.client, &name).await == Some(Phase::Archived)
+    })
+    .await;
+
+    // The key is lost: the restore is refused and the archive kept.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(c.client.clone(), "default");
+    let key = secrets.get(&c.key_secret()).await.unwrap();
+    secrets
+        .delete(&c.key_secret(), &Default::default())
+        .await
+        .unwrap();
+    c.apply(&tenant("Active")).await;
+    wait_condition(&c.client, &name, "Ready", "False", "ArchiveKeyMissing").await;
+    assert_eq!(phase(&c.client, &name).await, Some(Phase::Restoring));
+    let dir = store.join(&name);
+    let archives = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "llarch")
+        })
+        .count();
+    assert_eq!(archives, 1, "the archive is kept");
+
+    // The key is back (a new one was made meanwhile: the old one is put beside it).
+    let mut data = secrets
+        .get(&c.key_secret())
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default();
+    for (entry, value) in key.data.unwrap() {
+        if entry.starts_with("key-") {
+            data.insert(entry, value);
+        }
+    }
+    let mut restored = secrets.get(&c.key_secret()).await.unwrap();
+    restored.data = Some(data);
+    secrets
+        .replace(&c.key_secret(), &Default::default(), &restored)
+        .await
+        .unwrap();
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.client.clone(), &app);
+    assert_eq!(maps.get("precious").await.unwrap().data.unwrap()["k"], "v");
+    secrets
+        .delete(&c.key_secret(), &Default::default())
+        .await
+        .unwrap();
     c.finish().await;
 }

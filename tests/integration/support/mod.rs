@@ -121,6 +121,11 @@ impl Cluster {
             .unwrap();
     }
 
+    /// This test's archive key Secret (in `default`), so tests can break their own keys.
+    pub fn key_secret(&self) -> String {
+        format!("landlord-archive-key-{}", self.id)
+    }
+
     /// This test's archive store.
     pub fn archive_url(&self) -> String {
         format!("file://{}", self._dir.0.join("archives").display())
@@ -134,6 +139,7 @@ impl Cluster {
             .args(["--tenant-selector", &self.selector()])
             // Archives in this test's own directory; a retention day of 4 s, looked at every second.
             .args(["--archive-url", &self.archive_url()])
+            .args(["--archive-key-secret", &self.key_secret()])
             .args(["--purge-interval", "1s", "--retention-day", "4s"])
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
