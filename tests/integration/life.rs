@@ -238,27 +238,49 @@ async fn read(
     Some(object)
 }
 
-#[tokio::test]
-async fn archiving_packs_every_object_and_restoring_brings_each_back_field_by_field() {
-    let c = Cluster::start("archive", "5s").await;
-    c.apply(PLAN).await;
-    let tenant = |state: &str| {
-        format!(
-            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: box-$ID}}\nspec:\n  quotaRef: sleepy-$ID\n  state: {state}\n  owners: [{{kind: User, name: pat}}]\n  namespaces: [{{name: app}}, {{name: data}}]\n"
-        )
-    };
-    c.apply(&tenant("Active")).await;
-    let name = c.name("box");
-    let ns = |short: &str| format!("{name}-{short}");
-    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
-    c.apply(&belongings(&ns("app"), &ns("data"))).await;
+/// A tenant with namespaces `app` and `data` in `state`, owned by user pat.
+fn two_namespaces(base: &str, state: &str) -> String {
+    format!(
+        "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {base}-$ID}}\nspec:\n  quotaRef: sleepy-$ID\n  state: {state}\n  owners: [{{kind: User, name: pat}}]\n  namespaces: [{{name: app}}, {{name: data}}]\n"
+    )
+}
+
+/// Apply `belongings` into `app` and `data`; each object as archived (server fields stripped).
+async fn furnish(c: &Cluster, app: &str, data: &str) -> Vec<serde_json::Value> {
+    c.apply(&belongings(app, data)).await;
     let mut originals = Vec::new();
     for (api_version, kind, short, object) in BELONGINGS {
-        let original = read(&c.client, api_version, kind, &ns(short), object)
+        let ns = if short == "app" { app } else { data };
+        let original = read(&c.client, api_version, kind, ns, object)
             .await
             .unwrap();
         originals.push(landlord::archive::strip_server_fields(&original));
     }
+    originals
+}
+
+/// Every object of `belongings` is back, equal field by field to `originals`.
+async fn assert_restored(c: &Cluster, app: &str, data: &str, originals: &[serde_json::Value]) {
+    for ((api_version, kind, short, object), original) in BELONGINGS.iter().zip(originals) {
+        let ns = if *short == "app" { app } else { data };
+        let live = read(&c.client, api_version, kind, ns, object)
+            .await
+            .unwrap_or_else(|| panic!("{kind} {object} was not restored"));
+        let differences = landlord::archive::import::differences(&live, original);
+        assert_eq!(differences, Vec::<String>::new(), "{kind} {object}");
+    }
+}
+
+#[tokio::test]
+async fn archiving_packs_every_object_and_restoring_brings_each_back_field_by_field() {
+    let c = Cluster::start("archive", "5s").await;
+    c.apply(PLAN).await;
+    let tenant = |state: &str| two_namespaces("box", state);
+    c.apply(&tenant("Active")).await;
+    let name = c.name("box");
+    let ns = |short: &str| format!("{name}-{short}");
+    wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
+    let originals = furnish(&c, &ns("app"), &ns("data")).await;
 
     c.apply(&tenant("Archived")).await;
     poll("phase Archived", || async {
@@ -302,13 +324,7 @@ async fn archiving_packs_every_object_and_restoring_brings_each_back_field_by_fi
     let restored = tenants.get(&name).await.unwrap().status.unwrap();
     assert_eq!(restored.phase, Some(Phase::Active));
     assert!(restored.archive.unwrap().restored_at.is_some());
-    for ((api_version, kind, short, object), original) in BELONGINGS.iter().zip(&originals) {
-        let live = read(&c.client, api_version, kind, &ns(short), object)
-            .await
-            .unwrap_or_else(|| panic!("{kind} {object} was not restored"));
-        let differences = landlord::archive::import::differences(&live, original);
-        assert_eq!(differences, Vec::<String>::new(), "{kind} {object}");
-    }
+    assert_restored(&c, &ns("app"), &ns("data"), &originals).await;
     c.finish().await;
 }
 
@@ -357,23 +373,12 @@ async fn deleting_archives_first_and_retention_purges_the_archive_later() {
 async fn an_operator_killed_again_and_again_still_archives_and_restores_exactly() {
     let mut c = Cluster::start("crash", "2s").await;
     c.apply(PLAN).await;
-    let tenant = |state: &str| {
-        format!(
-            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: crash-$ID}}\nspec:\n  quotaRef: sleepy-$ID\n  state: {state}\n  namespaces: [{{name: app}}, {{name: data}}]\n"
-        )
-    };
+    let tenant = |state: &str| two_namespaces("crash", state);
     c.apply(&tenant("Active")).await;
     let name = c.name("crash");
     let ns = |short: &str| format!("{name}-{short}");
     wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
-    c.apply(&belongings(&ns("app"), &ns("data"))).await;
-    let mut originals = Vec::new();
-    for (api_version, kind, short, object) in BELONGINGS {
-        let original = read(&c.client, api_version, kind, &ns(short), object)
-            .await
-            .unwrap();
-        originals.push(landlord::archive::strip_server_fields(&original));
-    }
+    let originals = furnish(&c, &ns("app"), &ns("data")).await;
     // On kube-test, every request in the tenant's namespaces takes 50 ms more, so that the
     // export and the restore take seconds and the kills below land in the middle of them. (On
     // a real cluster the kills land wherever they land.)
@@ -416,16 +421,7 @@ async fn an_operator_killed_again_and_again_still_archives_and_restores_exactly(
         .unwrap();
     assert_eq!(record.object_count, BELONGINGS.len() as u64);
     assert!(record.restored_at.is_some());
-    for ((api_version, kind, short, object), original) in BELONGINGS.iter().zip(&originals) {
-        let live = read(&c.client, api_version, kind, &ns(short), object)
-            .await
-            .unwrap_or_else(|| panic!("{kind} {object} was lost"));
-        assert_eq!(
-            landlord::archive::import::differences(&live, original),
-            Vec::<String>::new(),
-            "{kind} {object}"
-        );
-    }
+    assert_restored(&c, &ns("app"), &ns("data"), &originals).await;
     println!("archived and restored through {kills} kills");
     c.finish().await;
 }
