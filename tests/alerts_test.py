@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import debian_binary, ensure_venv  # noqa: E402
+from testenv import debian_binary, ensure_venv, run_checks  # noqa: E402
 
 ensure_venv()
 
@@ -42,7 +42,6 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 import urllib.request  # noqa: E402
 
 import helm_python as helm  # noqa: E402
@@ -302,23 +301,7 @@ def main() -> int:
         ("4 thresholds and selector from values", check_values, None),
         ("5 a running operator exports those metrics", check_live, live_skip_reason()),
     ]
-    passed = failed = 0
-    for name, fn, skip in checks:
-        if skip:
-            print(f"skip {name}: {skip}", flush=True)
-            continue
-        start = time.monotonic()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
-            failed += 1
-            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-            print(f"FAIL {name}: {detail}", flush=True)
-        else:
-            passed += 1
-            print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_checks(checks)
 
 
 if __name__ == "__main__":

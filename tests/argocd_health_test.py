@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import ensure_apt_tool, ensure_venv  # noqa: E402
+from testenv import ensure_apt_tool, ensure_venv, run_checks  # noqa: E402
 
 ensure_venv()
 
@@ -45,7 +45,6 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 
 import yaml  # noqa: E402
 
@@ -518,23 +517,7 @@ def main() -> int:
         ("4 Application example and sync waves", check_example, None),
         ("5 health of what the operator writes, on kube-test", check_live, live_skip_reason()),
     ]
-    passed = failed = 0
-    for name, fn, skip in checks:
-        if skip:
-            print(f"skip {name}: {skip}", flush=True)
-            continue
-        start = time.monotonic()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
-            failed += 1
-            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-            print(f"FAIL {name}: {detail}", flush=True)
-        else:
-            passed += 1
-            print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_checks(checks)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import ensure_venv  # noqa: E402  (the venv set-up shared with the ops tests)
+from testenv import ensure_venv, run_checks  # noqa: E402  (the venv set-up shared with the ops tests)
 
 ensure_venv()
 
@@ -65,7 +65,6 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
-import traceback  # noqa: E402
 
 import helm_python as helm  # noqa: E402
 import yaml  # noqa: E402
@@ -995,25 +994,6 @@ def main() -> int:
          check_operator_with_chart_rbac, cluster_skip_reason(need_landlord=True)),
     ])
 
-
-def run_checks(checks: list) -> int:
-    passed = failed = 0
-    for name, fn, skip in checks:
-        if skip:
-            print(f"skip {name}: {skip}", flush=True)
-            continue
-        start = time.monotonic()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
-            failed += 1
-            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-            print(f"FAIL {name}: {detail}", flush=True)
-        else:
-            passed += 1
-            print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

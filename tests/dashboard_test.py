@@ -26,15 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import debian_binary  # noqa: E402
+from testenv import debian_binary, run_checks  # noqa: E402
 
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
 
 import ops_metrics  # noqa: E402
 
@@ -170,20 +168,7 @@ def main() -> int:
         ("3 queries are valid PromQL (promtool)", check_promql),
         ("4 tenants by phase, utilization, decisions, denials, usage", check_coverage),
     ]
-    passed = failed = 0
-    for name, fn in checks:
-        start = time.monotonic()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
-            failed += 1
-            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-            print(f"FAIL {name}: {detail}", flush=True)
-        else:
-            passed += 1
-            print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_checks([(name, fn, None) for name, fn in checks])
 
 
 if __name__ == "__main__":

@@ -111,3 +111,28 @@ def debian_binary(path: str, package: str) -> Path:
     if not unpacked.exists():
         sys.exit(f"the Debian package {package} has no {path}")
     return unpacked
+
+
+def run_checks(checks: list) -> int:
+    """Run `(name, function, skip reason or None)` checks: one line each (`ok`, `FAIL` with
+    the reason, or `skip`), then `N passed, N failed`; 1 when anything failed."""
+    import time
+    import traceback
+
+    passed = failed = 0
+    for name, fn, skip in checks:
+        if skip:
+            print(f"skip {name}: {skip}", flush=True)
+            continue
+        start = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
+            failed += 1
+            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
+            print(f"FAIL {name}: {detail}", flush=True)
+        else:
+            passed += 1
+            print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
