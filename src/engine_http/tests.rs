@@ -423,53 +423,32 @@ async fn slots_and_gauges() {
 }
 
 #[tokio::test]
-async fn suspended_is_403_with_the_decision() {
-    let f = fixture();
-    f.engine
-        .set_tenant(
-            "globex",
-            TenantLimits {
-                suspended: true,
-                ..Default::default()
-            },
+async fn suspended_and_hibernated_are_403_each_with_its_reason() {
+    for (hibernated, reason) in [(false, "TenantSuspended"), (true, "TenantHibernated")] {
+        let f = fixture();
+        f.engine
+            .set_tenant(
+                "globex",
+                TenantLimits {
+                    suspended: true,
+                    hibernated,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let a = post(
+            &f.app,
+            "/v1/tenants/globex/check",
+            "admin-token",
+            json!({"dimension": "requests", "amount": 1}),
         )
-        .unwrap();
-    let a = post(
-        &f.app,
-        "/v1/tenants/globex/check",
-        "admin-token",
-        json!({"dimension": "requests", "amount": 1}),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        a.json(),
-        json!({"allowed": false, "limit": null, "remaining": null, "retryAfterMs": null, "reason": "TenantSuspended"})
-    );
-}
-
-#[tokio::test]
-async fn hibernated_is_403_with_its_own_reason() {
-    let f = fixture();
-    f.engine
-        .set_tenant(
-            "globex",
-            TenantLimits {
-                suspended: true,
-                hibernated: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let a = post(
-        &f.app,
-        "/v1/tenants/globex/check",
-        "admin-token",
-        json!({"dimension": "requests", "amount": 1}),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert_eq!(a.json()["reason"], json!("TenantHibernated"));
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            a.json(),
+            json!({"allowed": false, "limit": null, "remaining": null, "retryAfterMs": null, "reason": reason})
+        );
+    }
 }
 
 #[tokio::test]
