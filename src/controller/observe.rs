@@ -124,13 +124,22 @@ pub async fn observe(
                     .insert(ns.clone(), n.labels().get(TENANT_LABEL).cloned());
             }
             Some(_) => {}
-            // Not labelled for any tenant: either absent or someone else's.
+            // Not in the cache: absent, someone else's, or ours and the watch has not brought
+            // it yet (a namespace just created); the same ownership test decides.
             None if wanted.contains(ns) => {
                 let api: Api<Namespace> = Api::all(client.clone());
-                if let Some(n) = api.get_opt(ns).await.map_err(Error::Observe)? {
-                    world
-                        .foreign
-                        .insert(ns.clone(), n.labels().get(TENANT_LABEL).cloned());
+                match api.get_opt(ns).await.map_err(Error::Observe)? {
+                    Some(n)
+                        if n.labels().get(TENANT_LABEL) == Some(&name) && is_ours(&n, &name) =>
+                    {
+                        world.namespaces.push(n)
+                    }
+                    Some(n) => {
+                        world
+                            .foreign
+                            .insert(ns.clone(), n.labels().get(TENANT_LABEL).cloned());
+                    }
+                    None => {}
                 }
             }
             None => {}
