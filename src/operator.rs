@@ -235,14 +235,12 @@ pub async fn start(client: Client, options: &Options) -> anyhow::Result<Operator
 
 /// The archive store and key Secret from the flags.
 fn archives(options: &Options) -> anyhow::Result<crate::controller::archiving::Archives> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    // Credentials from the environment; the rest from the flags (which read it too).
     let s3 = crate::archive::S3Options {
         endpoint: options.archive_s3_endpoint.clone(),
         region: options.archive_s3_region.clone(),
-        access_key_id: env("AWS_ACCESS_KEY_ID"),
-        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
-        session_token: env("AWS_SESSION_TOKEN"),
         allow_http: options.archive_s3_allow_http,
+        ..crate::archive::inspect::s3_from_env()
     };
     Ok(crate::controller::archiving::Archives {
         store: crate::archive::ArchiveStore::from_url(&options.archive_url, &s3)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import debian_binary, ensure_venv, run_checks  # noqa: E402
+from testenv import debian_binary, ensure_venv, run_checks, stop_process  # noqa: E402
 
 ensure_venv()
 
@@ -207,16 +207,6 @@ def live_skip_reason() -> str | None:
     return None
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def parse_exposition(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
     """(family -> type from # TYPE lines, series name -> label names seen)."""
     types, labels = {}, {}
@@ -289,8 +279,8 @@ def check_live() -> None:
             assert not wrong, f"series whose labels differ from tests/ops_metrics.py: {wrong}"
         finally:
             if operator is not None:
-                stop(operator)
-            stop(server)
+                stop_process(operator)
+            stop_process(server)
 
 
 def main() -> int:

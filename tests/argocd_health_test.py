@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import ensure_apt_tool, ensure_venv, run_checks  # noqa: E402
+from testenv import ensure_apt_tool, ensure_venv, run_checks, stop_process  # noqa: E402
 
 ensure_venv()
 
@@ -424,16 +424,6 @@ def live_skip_reason() -> str | None:
     return None
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def check_live() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
@@ -500,8 +490,8 @@ def check_live() -> None:
                                              ("Suspended", "Tenant is Suspended")])
         finally:
             if operator is not None:
-                stop(operator)
-            stop(server)
+                stop_process(operator)
+            stop_process(server)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from testenv import ensure_venv, run_checks  # noqa: E402  (the venv set-up shared with the ops tests)
+from testenv import ensure_venv, run_checks, stop_process  # noqa: E402  (the venv set-up shared with the ops tests)
 
 ensure_venv()
 
@@ -748,16 +748,6 @@ EXAMPLE_NAMESPACES = ["acme-ci", "acme-prod", "globex-app"]
 
 def server(tmp: Path) -> KubeTest:
     return RealCluster(tmp) if "--cluster" in sys.argv[1:] else KubeTest(tmp)
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def cluster_skip_reason(need_landlord: bool = False, real: bool = False) -> str | None:

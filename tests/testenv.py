@@ -136,3 +136,14 @@ def run_checks(checks: list) -> int:
             print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def stop_process(proc: "subprocess.Popen") -> None:
+    """SIGTERM, then SIGKILL after 5 s: never wait unbounded."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
