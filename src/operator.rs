@@ -282,6 +282,8 @@ async fn start_with(
     engine: Arc<Engine>,
     metrics: Metrics,
 ) -> anyhow::Result<Operator> {
+    // From here on this replica writes: it holds the lease, or elects no leader.
+    metrics.leader.set(1);
     let auth = Arc::new(TokenReviewer::new(
         client.clone(),
         Some(options.engine_admin_group.clone()),

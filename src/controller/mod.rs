@@ -145,6 +145,7 @@ impl Context {
     /// Forget a deleted tenant.
     fn forget(&self, tenant: &str) {
         self.written.lock().expect("not poisoned").remove(tenant);
+        self.metrics.tenant_status.forget(tenant);
     }
 
     fn succeeded(&self, tenant: &str) {

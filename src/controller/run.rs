@@ -113,6 +113,7 @@ async fn refresh_usage(
             continue; // not provisioned yet: its first reconcile writes the summary
         };
         let (rates, cost) = metering.summary(&name);
+        ctx.metrics.tenant_status.set_cost(&name, cost.as_ref());
         let Some(patch) = usage_patch(&status.rates, &rates, &status.cost, &cost) else {
             continue;
         };

@@ -13,6 +13,8 @@ use crate::controller::{Context, Error};
 /// for every utilization threshold crossed. `tenant` carries the status last written
 /// (`Context::as_last_written`).
 pub async fn write(ctx: &Context, tenant: &Tenant, mut next: TenantStatus) -> Result<(), Error> {
+    // Before the no-change return: a restarted operator writes nothing but must still export.
+    ctx.metrics.tenant_status.set(&tenant.name_any(), &next);
     let mut previous = tenant.status.clone().unwrap_or_default();
     next.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
     previous.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
