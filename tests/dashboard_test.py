@@ -8,12 +8,11 @@ Checks:
      Prometheus data-source variable every query uses, unique panel ids, a grid position and
      queries on every panel.
   2. Every query (panels and variables) names only metrics and labels the operator exports
-     (tests/ops_metrics.py, checked against src/ by tests/alerts_test.py), or the
-     kube-state-metrics families of the utilization panels.
+     (tests/ops_metrics.py, checked against src/ by tests/alerts_test.py).
   3. Every query is valid PromQL: promtool checks them all as recording rules, with Grafana's
      variables replaced.
   4. It shows what it is for: tenants by phase, utilization per tenant, engine decisions and
-     denials, billable usage.
+     denials, billable usage, cost per tenant, and the leader.
 (The chart's ConfigMap that carries it is checked by tests/chart_test.py.)
 
 The last line of output is `N passed, N failed`; the exit status is 1 when anything failed.
@@ -143,7 +142,12 @@ def check_coverage() -> None:
                 for p in panels(dash)}
     wanted = {
         "Tenants by phase": ["landlord_tenants", "by (phase)"],
-        "Quota utilization": ["kube_resourcequota", "by (tenant, resource)"],
+        "Quota utilization": ["landlord_tenant_quota_utilization_ratio",
+                              "by (tenant, resource)"],
+        "Quota utilization now": ["landlord_tenant_quota_utilization_ratio",
+                                  "by (tenant, resource)"],
+        "Cost this period": ["landlord_tenant_cost", "by (tenant, currency)"],
+        "Leading replicas": ["landlord_leader"],
         "Decisions / s by result": ["landlord_quota_decisions_total", "by (result)"],
         "Denials / s by tenant and dimension": ['result="denied"', "by (tenant, dimension)"],
         "Billable units this month": ["landlord_quota_period_units", "by (tenant, dimension)"],
@@ -166,7 +170,8 @@ def main() -> int:
         ("1 the dashboard JSON and its structure", check_structure),
         ("2 queries name only exported metrics and labels", check_names),
         ("3 queries are valid PromQL (promtool)", check_promql),
-        ("4 tenants by phase, utilization, decisions, denials, usage", check_coverage),
+        ("4 tenants by phase, utilization, decisions, denials, usage, cost, leader",
+         check_coverage),
     ]
     return run_checks([(name, fn, None) for name, fn in checks])
 

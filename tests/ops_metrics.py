@@ -4,8 +4,7 @@ OPERATOR lists every metric family the operator registers (src/metrics.rs, and t
 engine's collector in src/engine/metrics.rs), with its type and labels, as the README
 documents them. `check_source()` proves each is still registered under that name in src/;
 alerts_test.py also scrapes a running operator and compares. Alerts and dashboards may name
-only these, the few kube-state-metrics families of EXTERNAL (whose use is documented), and
-Prometheus's own `up`.
+only these and Prometheus's own `up` (EXTERNAL).
 """
 
 from __future__ import annotations
@@ -26,13 +25,13 @@ OPERATOR = {
     "landlord_kube_requests": ("counter", {"verb", "resource"}),
     "landlord_quota_decisions": ("counter", {"tenant", "dimension", "result"}),
     "landlord_quota_period_units": ("gauge", {"tenant", "dimension"}),
+    "landlord_tenant_quota_utilization_ratio": ("gauge", {"tenant", "resource"}),
+    "landlord_tenant_cost": ("gauge", {"tenant", "currency"}),
+    "landlord_leader": ("gauge", set()),
 }
 
-# Not Landlord's, named on purpose: kube-state-metrics' ResourceQuota and namespace-label
-# families, for the tenant-wide quota utilization Landlord does not export itself.
+# Not Landlord's: Prometheus's own.
 EXTERNAL = {
-    "kube_resourcequota": {"namespace", "resourcequota", "resource", "type"},
-    "kube_namespace_labels": {"namespace", "label_landlord_dev_tenant"},
     "up": set(),
 }
 
