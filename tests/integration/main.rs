@@ -12,6 +12,7 @@ mod admission;
 mod engine;
 mod leader;
 mod life;
+mod metrics;
 mod provisioning;
 mod quotas;
 mod scale;
