@@ -280,9 +280,10 @@ fn cel_rules_compile_and_fit_the_cost_budget() {
         walk(&schema_for_kind(kind), kind, &mut found, &mut problems);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    // Tenant: 3 root rules, 2 owner rules, 2 label-key rules, and the plan's 3 under overrides;
-    // TenantQuota: the plan's 3; TenantUsage: 2.
-    assert_eq!(found.len(), 3 + 2 + 2 + 3 + 3 + 2, "{found:#?}");
+    // Tenant: 3 root rules, 2 owner rules, 2 label-key rules, and the plan's 5 under overrides
+    // (2 rate rules, a gauge's and a size's 2^53 bound, a price item's target);
+    // TenantQuota: the plan's 5; TenantUsage: 2.
+    assert_eq!(found.len(), 3 + 2 + 2 + 5 + 5 + 2, "{found:#?}");
 }
 
 /// Rules that read a field called `namespace` must escape it, or the API server refuses the CRD.

@@ -82,6 +82,19 @@ pub struct TenantQuotaSpec {
     #[schemars(schema_with = "gauge_list")]
     pub gauges: Option<Vec<GaugeLimit>>,
 
+    /// The most one check of a dimension may ask for (a task's payload, a result, a message):
+    /// a larger amount is refused with `TooLarge` and nothing is charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "size_list")]
+    pub sizes: Option<Vec<SizeLimit>>,
+
+    /// The values a check attribute may take (`queue: [default, emails]`): a check carrying
+    /// the attribute `name` with another value is refused with `NotAllowed`, whatever its
+    /// dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "allowed_list")]
+    pub allowed: Option<Vec<AllowedValues>>,
+
     /// How usage becomes cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<Pricing>,
@@ -199,6 +212,7 @@ pub struct ConcurrencyLimit {
 /// An absolute amount a tenant's services report, e.g. `storage-bytes`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("quantity(string(self.limit)).compareTo(quantity('9007199254740992')) <= 0").message("limit must be at most 2^53 (9007199254740992, 8Pi)"))]
 pub struct GaugeLimit {
     /// Dimension name.
     #[schemars(
@@ -206,9 +220,40 @@ pub struct GaugeLimit {
         regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
     )]
     pub name: String,
-    /// Largest value that may be reported.
-    #[schemars(range(max = 9007199254740992u64))]
-    pub limit: u64,
+    /// Largest value that may be reported: a whole number, or a quantity such as `1Gi`.
+    #[schemars(schema_with = "schema::whole_quantity")]
+    pub limit: Quantity,
+}
+
+/// The most one check of dimension `name` may ask for, e.g. `task-bytes` at most `1Mi`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("quantity(string(self.max)).compareTo(quantity('9007199254740992')) <= 0").message("max must be at most 2^53 (9007199254740992, 8Pi)"))]
+pub struct SizeLimit {
+    /// Dimension name, e.g. `task-bytes`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Largest amount of one check: a whole number, or a quantity such as `1Mi`.
+    #[schemars(schema_with = "schema::whole_quantity")]
+    pub max: Quantity,
+}
+
+/// The values check attribute `name` may take, e.g. `queue`: `[default, emails]`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedValues {
+    /// Attribute name, e.g. `queue` (an Envoy descriptor entry's key).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The values allowed; an empty list allows none.
+    #[schemars(schema_with = "schema::allowed_values")]
+    pub values: Vec<String>,
 }
 
 /// Prices of the plan in one currency.
@@ -283,4 +328,12 @@ fn concurrency_list(generator: &mut SchemaGenerator) -> Schema {
 
 fn gauge_list(generator: &mut SchemaGenerator) -> Schema {
     schema::named_list::<GaugeLimit>(generator, 32)
+}
+
+fn size_list(generator: &mut SchemaGenerator) -> Schema {
+    schema::named_list::<SizeLimit>(generator, 32)
+}
+
+fn allowed_list(generator: &mut SchemaGenerator) -> Schema {
+    schema::named_list::<AllowedValues>(generator, 32)
 }

@@ -30,6 +30,31 @@ pub fn quantity(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A whole, non-negative quantity ("1048576", "1Mi", "5G"): digits and an optional suffix,
+/// no fraction or exponent, so the amount it names is a whole number of units. Accepted as an
+/// integer or a string, as the API server accepts quantities.
+pub fn whole_quantity(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "minimum": 0,
+        "maxLength": 20,
+        "pattern": WHOLE_QUANTITY,
+    })
+}
+
+/// Digits and an optional binary or decimal suffix.
+pub const WHOLE_QUANTITY: &str = r"^[0-9]{1,19}([KMGTPE]i|[kMGTPE])?$";
+
+/// Allowed values of a check attribute: each listed once, bounded.
+pub fn allowed_values(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "x-kubernetes-list-type": "set",
+        "items": {"type": "string", "minLength": 1, "maxLength": 253},
+    })
+}
+
 /// A map from resource name (`requests.cpu`, `pods`, `count/services`) to a quantity.
 pub fn quantity_map(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({

@@ -130,6 +130,11 @@ impl TokenBucket {
         ceil_div(u128::from(tat.saturating_sub(now)), p.interval)
     }
 
+    /// Nanoseconds until the bucket is full again.
+    pub fn debt(&self, now: u64) -> u64 {
+        self.tat.load(Ordering::Acquire).saturating_sub(now)
+    }
+
     /// A plan change keeps the tokens already taken: the time still owed is rescaled from
     /// the old token interval to the new one.
     pub fn rescale(&self, old: BucketParams, new: BucketParams, now: u64) {

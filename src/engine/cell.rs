@@ -457,6 +457,16 @@ impl Rate {
             Counter::Fixed(w) => w.used(self.per_nanos, now),
         }
     }
+
+    /// Nanoseconds until nothing is counted any more (the bucket full again, the window
+    /// empty); 0 when nothing is counted now.
+    pub fn reset_after(&self, now: u64) -> u64 {
+        match &self.counter {
+            Counter::Bucket(b) => b.bucket().debt(now),
+            Counter::Sliding(w) => w.clear_after(self.width(), now),
+            Counter::Fixed(w) => w.clear_after(self.per_nanos, now),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@ pub enum Reason {
     TenantSuspended,
     /// The tenant is hibernated: its workloads sleep until it is woken.
     TenantHibernated,
+    /// More than the dimension's size limit asked for in one check.
+    TooLarge,
+    /// A check attribute with a value its plan does not allow.
+    NotAllowed,
 }
 
 /// The answer to "may this tenant use `amount` of this dimension now?".
@@ -66,6 +70,30 @@ impl Decision {
             } else {
                 Reason::TenantSuspended
             }),
+            current: None,
+        }
+    }
+
+    /// `amount` is over the dimension's size limit `max`: waiting cannot help.
+    pub(crate) fn too_large(max: u64, amount: u64) -> Self {
+        Self {
+            allowed: false,
+            limit: Some(max),
+            remaining: None,
+            retry_after_ms: None,
+            reason: Some(Reason::TooLarge),
+            current: Some(amount),
+        }
+    }
+
+    /// A check attribute's value is not one its plan allows.
+    pub(crate) fn not_allowed() -> Self {
+        Self {
+            allowed: false,
+            limit: None,
+            remaining: None,
+            retry_after_ms: None,
+            reason: Some(Reason::NotAllowed),
             current: None,
         }
     }

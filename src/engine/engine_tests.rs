@@ -295,6 +295,7 @@ fn suspended_tenant_is_denied_everything_and_charged_nothing() {
         }],
         suspended: true,
         hibernated: false,
+        ..Default::default()
     };
     e.set_tenant("acme", l.clone()).unwrap();
     let d = e.check("acme", "requests", 1).unwrap();
@@ -883,4 +884,213 @@ fn a_tenant_seen_by_a_thread_is_found_by_its_next_check() {
             }
         });
     });
+}
+
+fn size(name: &str, max: u64) -> SizeSpec {
+    SizeSpec {
+        name: name.into(),
+        max,
+    }
+}
+
+fn queues(values: &[&str]) -> AllowedSpec {
+    AllowedSpec {
+        name: "queue".into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+fn too_large(max: u64, amount: u64) -> Decision {
+    Decision {
+        allowed: false,
+        limit: Some(max),
+        remaining: None,
+        retry_after_ms: None,
+        reason: Some(Reason::TooLarge),
+        current: Some(amount),
+    }
+}
+
+fn not_allowed() -> Decision {
+    Decision {
+        allowed: false,
+        limit: None,
+        remaining: None,
+        retry_after_ms: None,
+        reason: Some(Reason::NotAllowed),
+        current: None,
+    }
+}
+
+#[test]
+fn a_check_over_its_size_limit_is_refused_and_charges_nothing() {
+    let (_, e) = engine_at("2025-03-01T10:00:00Z");
+    let l = TenantLimits {
+        rates: vec![rate("requests", 10, SEC, Algorithm::TokenBucket)],
+        // `task-bytes` is named only here: metered, with a size limit.
+        sizes: vec![size("requests", 5), size("task-bytes", 1 << 20)],
+        ..Default::default()
+    };
+    e.set_tenant("acme", l).unwrap();
+    assert!(!e.is_indexed("acme", "requests"), "the cell holds no size");
+    assert_eq!(
+        e.check("acme", "task-bytes", (1 << 20) + 1).unwrap(),
+        too_large(1 << 20, (1 << 20) + 1)
+    );
+    assert_eq!(e.check("acme", "task-bytes", 1 << 20).unwrap(), unlimited());
+    assert_eq!(e.check("acme", "requests", 6).unwrap(), too_large(5, 6));
+    // Nothing was taken from the bucket by the refusal.
+    assert_eq!(e.check("acme", "requests", 5).unwrap(), allowed(10, 5));
+    assert_eq!(e.check("acme", "requests", 5).unwrap(), allowed(10, 0));
+    // In a batch, a refusal by size gives back what the batch charged.
+    let b = e
+        .check_batch("acme", &[("task-bytes", 10), ("task-bytes", 1 << 21)])
+        .unwrap();
+    assert!(!b.allowed);
+    assert_eq!(b.results[1], too_large(1 << 20, 1 << 21));
+    let s = e.stats("acme").unwrap();
+    let d = &s.dimensions["task-bytes"];
+    assert_eq!(
+        (d.kind, d.allowed, d.denied, d.units),
+        (DimensionKind::Unlimited, 1, 2, 1 << 20)
+    );
+    assert_eq!(
+        (
+            s.dimensions["requests"].allowed,
+            s.dimensions["requests"].denied
+        ),
+        (2, 1)
+    );
+}
+
+#[test]
+fn an_attribute_with_a_rule_must_take_an_allowed_value() {
+    let (_, e) = engine_at("2025-03-01T10:00:00Z");
+    let l = TenantLimits {
+        rates: vec![rate("tasks", 10, SEC, Algorithm::FixedWindow)],
+        allowed: vec![queues(&["default", "emails"])],
+        ..Default::default()
+    };
+    e.set_tenant("acme", l.clone()).unwrap();
+    // The rule holds for every dimension a check carrying `queue` names.
+    for dimension in ["tasks", "requests"] {
+        assert_eq!(
+            e.check_with("acme", dimension, 1, &[("queue", "reports")])
+                .unwrap(),
+            not_allowed()
+        );
+    }
+    assert_eq!(
+        e.check_with("acme", "tasks", 1, &[("queue", "emails")])
+            .unwrap(),
+        allowed(10, 9)
+    );
+    // Without the attribute, or with one no rule names, a check passes.
+    assert_eq!(e.check("acme", "tasks", 1).unwrap(), allowed(10, 8));
+    assert_eq!(
+        e.check_with("acme", "tasks", 1, &[("region", "eu")])
+            .unwrap(),
+        allowed(10, 7)
+    );
+    let b = e
+        .check_batch_with(
+            "acme",
+            &[
+                ("tasks", 2, &[("queue", "default")][..]),
+                ("tasks", 1, &[("queue", "reports")][..]),
+            ],
+        )
+        .unwrap();
+    assert!(!b.allowed);
+    assert_eq!(b.results[1], not_allowed());
+    assert_eq!(e.check("acme", "tasks", 7).unwrap(), allowed(10, 0));
+    // A suspended tenant is refused as suspended, whatever the attribute.
+    e.set_tenant(
+        "acme",
+        TenantLimits {
+            suspended: true,
+            ..l
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        e.check_with("acme", "tasks", 1, &[("queue", "reports")])
+            .unwrap()
+            .reason,
+        Some(Reason::TenantSuspended)
+    );
+}
+
+#[test]
+fn checks_across_tenants_are_all_or_nothing() {
+    let (clock, e) = engine_at("2025-03-01T10:00:00Z");
+    e.set_tenant(
+        "acme",
+        limits(vec![rate("requests", 10, SEC, Algorithm::TokenBucket)]),
+    )
+    .unwrap();
+    e.set_tenant(
+        "globex",
+        limits(vec![rate("requests", 100, HOUR, Algorithm::FixedWindow)]),
+    )
+    .unwrap();
+    let check = |tenant, amount| Check {
+        tenant,
+        dimension: "requests",
+        amount,
+        attributes: &[],
+    };
+    let window = |limit, per, reset_after| {
+        Some(Window {
+            limit,
+            per,
+            reset_after,
+        })
+    };
+    // globex asks for more than its window holds: acme's part passes by itself, but nothing
+    // is charged, and acme's `remaining` says so.
+    let all = e.check_all(&[check("acme", 3), check("globex", 101)], false);
+    assert!(!all.allowed);
+    assert_eq!(
+        all.checks,
+        [
+            Ok(Checked {
+                decision: allowed(10, 10),
+                window: window(10, SEC, Duration::ZERO)
+            }),
+            Ok(Checked {
+                decision: rate_limited(100, 0, None),
+                window: window(100, HOUR, Duration::ZERO)
+            }),
+        ]
+    );
+    clock.advance(30 * 60 * SEC);
+    let all = e.check_all(&[check("acme", 3), check("globex", 40)], false);
+    assert!(all.allowed);
+    assert_eq!(
+        all.checks,
+        [
+            // 3 tokens of 100 ms each; the window ends at 11:00.
+            Ok(Checked {
+                decision: allowed(10, 7),
+                window: window(10, SEC, 300 * MS)
+            }),
+            Ok(Checked {
+                decision: allowed(100, 60),
+                window: window(100, HOUR, 30 * 60 * SEC)
+            }),
+        ]
+    );
+    // A tenant the engine does not know is left out, or refuses the batch.
+    let all = e.check_all(&[check("acme", 1), check("initech", 1)], false);
+    assert!(all.allowed);
+    assert_eq!(
+        all.checks[1],
+        Err(EngineError::UnknownTenant("initech".into()))
+    );
+    let all = e.check_all(&[check("acme", 1), check("initech", 1)], true);
+    assert!(!all.allowed);
+    assert_eq!(all.checks[0].as_ref().unwrap().decision, allowed(10, 6));
+    let units = |t| e.usage(t, "2025-03".parse().unwrap()).unwrap().dimensions["requests"].total;
+    assert_eq!((units("acme"), units("globex")), (4, 40));
 }

@@ -51,12 +51,33 @@ pub struct GaugeSpec {
     pub limit: Option<u64>,
 }
 
+/// The most one check of dimension `name` may ask for at once (a task's payload, a result, a
+/// message); a larger `amount` is refused with
+/// [`Reason::TooLarge`](super::Reason::TooLarge) and nothing is charged. It applies to
+/// rate-limited and metered dimensions; a dimension named only here is metered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeSpec {
+    pub name: String,
+    pub max: u64,
+}
+
+/// The values a check attribute may take: a check carrying attribute `name` (whatever its
+/// dimension) with a value not in `values` is refused with
+/// [`Reason::NotAllowed`](super::Reason::NotAllowed). Checks without the attribute pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedSpec {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
 /// Everything the engine enforces for one tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantLimits {
     pub rates: Vec<RateSpec>,
     pub concurrency: Vec<SlotSpec>,
     pub gauges: Vec<GaugeSpec>,
+    pub sizes: Vec<SizeSpec>,
+    pub allowed: Vec<AllowedSpec>,
     /// Denies every request with [`Reason::TenantSuspended`](super::Reason::TenantSuspended).
     pub suspended: bool,
     /// With `suspended`: the refusals say [`Reason::TenantHibernated`](super::Reason::TenantHibernated).
@@ -85,6 +106,16 @@ pub enum LimitsError {
     Duplicate(String),
     #[error("dimension name must be 1 to 63 characters of [a-z0-9.-], got {0:?}")]
     BadName(String),
+    #[error(
+        "dimension {0:?}: a size limit applies to rate-limited or metered dimensions, not to concurrency slots or gauges"
+    )]
+    SizeOnWrongKind(String),
+    #[error("dimension {0:?} has more than one size limit")]
+    DuplicateSize(String),
+    #[error("attribute {0:?} has more than one list of allowed values")]
+    DuplicateAllowed(String),
+    #[error("attribute name must be 1 to 63 characters of [a-z0-9._-], got {0:?}")]
+    BadAttribute(String),
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -154,6 +185,27 @@ impl TenantLimits {
                 });
             }
         }
+        let mut sized = HashSet::new();
+        for z in &self.sizes {
+            if !valid_name(&z.name) {
+                return Err(LimitsError::BadName(z.name.clone()));
+            }
+            if others.contains(z.name.as_str()) {
+                return Err(LimitsError::SizeOnWrongKind(z.name.clone()));
+            }
+            if !sized.insert(z.name.as_str()) {
+                return Err(LimitsError::DuplicateSize(z.name.clone()));
+            }
+        }
+        let mut keys = HashSet::new();
+        for a in &self.allowed {
+            if !valid_name(&a.name) {
+                return Err(LimitsError::BadAttribute(a.name.clone()));
+            }
+            if !keys.insert(a.name.as_str()) {
+                return Err(LimitsError::DuplicateAllowed(a.name.clone()));
+            }
+        }
         Ok(())
     }
 }
@@ -198,5 +250,45 @@ mod tests {
         );
         l.gauges[0].name = "Bad Name".into();
         assert_eq!(l.validate(), Err(LimitsError::BadName("Bad Name".into())));
+    }
+
+    #[test]
+    fn sizes_fit_metered_dimensions_once_and_attributes_have_one_rule() {
+        let size = |name: &str| SizeSpec {
+            name: name.into(),
+            max: 1 << 20,
+        };
+        let mut l = TenantLimits {
+            rates: vec![rate("tasks", Algorithm::TokenBucket)],
+            gauges: vec![GaugeSpec {
+                name: "storage-bytes".into(),
+                limit: None,
+            }],
+            sizes: vec![size("tasks"), size("task-bytes")],
+            allowed: vec![AllowedSpec {
+                name: "queue".into(),
+                values: vec!["default".into()],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(l.validate(), Ok(()));
+        l.sizes.push(size("storage-bytes"));
+        assert_eq!(
+            l.validate(),
+            Err(LimitsError::SizeOnWrongKind("storage-bytes".into()))
+        );
+        l.sizes[2] = size("tasks");
+        assert_eq!(
+            l.validate(),
+            Err(LimitsError::DuplicateSize("tasks".into()))
+        );
+        l.sizes.pop();
+        l.allowed.push(l.allowed[0].clone());
+        assert_eq!(
+            l.validate(),
+            Err(LimitsError::DuplicateAllowed("queue".into()))
+        );
+        l.allowed[1].name = "Queue".into();
+        assert_eq!(l.validate(), Err(LimitsError::BadAttribute("Queue".into())));
     }
 }

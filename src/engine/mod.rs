@@ -27,12 +27,15 @@ pub mod table;
 pub use bucket::Pacer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{BatchDecision, Decision, EngineError, MAX_AMOUNT, Reason, SlotDecision};
-pub use limits::{Algorithm, GaugeSpec, LimitsError, RateSpec, SlotSpec, TenantLimits};
+pub use limits::{
+    Algorithm, AllowedSpec, GaugeSpec, LimitsError, RateSpec, SizeSpec, SlotSpec, TenantLimits,
+};
 pub use meter::{BadPeriod, DimensionUsage, HourUsage, Period, Usage};
 pub use metrics::QuotaMetrics;
 pub use pricing::{Cost, CostLine, PriceItem, Pricing, PricingError};
 pub use table::{
-    DimensionKind, DimensionStats, Engine, GaugeStatus, RateStatus, SlotStatus, TenantStats,
+    AllChecked, BatchItem, Check, Checked, DimensionKind, DimensionStats, Engine, GaugeStatus,
+    RateStatus, SlotStatus, TenantStats, Window,
 };
 
 #[cfg(test)]

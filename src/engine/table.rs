@@ -38,6 +38,9 @@ use super::limits::{Algorithm, RateSpec, TenantLimits};
 use super::meter::{DimensionUsage, Period, Usage};
 use super::slots::{Acquire, SlotTable};
 
+mod across;
+pub use across::{AllChecked, Check, Checked, Window};
+
 /// One snapshot of the engine's tenants, replaced whole on every change.
 ///
 /// Tenants by name: a `HashTable` holding the (small, cheaply cloned) tenants inline rather
@@ -288,6 +291,9 @@ pub struct Engine {
 
 type CheckResult = Result<Decision, EngineError>;
 
+/// One item of [`Engine::check_batch_with`]: dimension, amount and the check's attributes.
+pub type BatchItem<'a> = (&'a str, u64, &'a [(&'a str, &'a str)]);
+
 /// Engine ids; never reused, so a thread's cache never takes one engine for another.
 static ENGINE_IDS: AtomicU64 = AtomicU64::new(0);
 
@@ -309,6 +315,14 @@ pub(crate) struct Tenant {
     pub hibernated: bool,
     /// Sorted by name, for binary search.
     pub dims: Arc<[Dimension]>,
+    /// The plan's allowed-values rules, by attribute name.
+    pub allowed: Arc<[AllowedRule]>,
+}
+
+/// The values attribute `key` may take in a check.
+pub(crate) struct AllowedRule {
+    pub key: Box<str>,
+    pub values: Box<[Box<str>]>,
 }
 
 pub(crate) struct Dimension {
@@ -317,6 +331,8 @@ pub(crate) struct Dimension {
     /// Meter (and first token bucket); `None` for gauges, which hold a value rather than
     /// consume units.
     pub meter: Option<Arc<DimState>>,
+    /// The most one check may ask for (the plan's `sizes`).
+    pub max: Option<u64>,
 }
 
 pub(crate) enum Kind {
@@ -340,8 +356,12 @@ pub(crate) enum Kind {
 }
 
 impl Dimension {
-    /// How a check of this dimension can be decided from its cell alone.
+    /// How a check of this dimension can be decided from its cell alone: never with a size
+    /// limit, which the cell does not hold.
     fn fast(&self) -> Fast {
+        if self.max.is_some() {
+            return Fast::General;
+        }
         match (&self.kind, &self.meter) {
             (Kind::Unlimited, Some(_)) => Fast::Unlimited,
             (Kind::Rate(rate), Some(meter)) if rate.counts_in(meter) => Fast::Bucket(rate.bucket),
@@ -605,7 +625,16 @@ impl Engine {
             };
             let name = self.intern(dim);
             let meter = Some(home);
-            dims.insert(name.clone(), Dimension { name, kind, meter });
+            let max = None;
+            dims.insert(
+                name.clone(),
+                Dimension {
+                    name,
+                    kind,
+                    meter,
+                    max,
+                },
+            );
         }
         for s in &limits.concurrency {
             let lease = u64::try_from(s.lease.as_nanos()).unwrap_or(u64::MAX);
@@ -621,7 +650,16 @@ impl Engine {
                 table,
             };
             let meter = Some(meter_of(&s.name));
-            dims.insert(name.clone(), Dimension { name, kind, meter });
+            let max = None;
+            dims.insert(
+                name.clone(),
+                Dimension {
+                    name,
+                    kind,
+                    meter,
+                    max,
+                },
+            );
         }
         for g in &limits.gauges {
             let value = match old(&g.name).map(|d| &d.kind) {
@@ -639,6 +677,7 @@ impl Engine {
                     name,
                     kind,
                     meter: None,
+                    max: None,
                 },
             );
         }
@@ -647,7 +686,18 @@ impl Engine {
                 name: known.clone(),
                 kind: Kind::Unlimited,
                 meter: Some(meter_of(known)),
+                max: None,
             });
+        }
+        for z in &limits.sizes {
+            let name = self.intern(&z.name);
+            let d = dims.entry(name.clone()).or_insert_with(|| Dimension {
+                name,
+                kind: Kind::Unlimited,
+                meter: Some(meter_of(&z.name)),
+                max: None,
+            });
+            d.max = Some(z.max);
         }
         for d in previous.map(|t| &*t.dims).unwrap_or_default() {
             if let Some(meter) = &d.meter {
@@ -655,6 +705,7 @@ impl Engine {
                     name: d.name.clone(),
                     kind: Kind::Retired,
                     meter: Some(meter.clone()),
+                    max: None,
                 });
             }
         }
@@ -666,6 +717,14 @@ impl Engine {
             suspended: limits.suspended,
             hibernated: limits.hibernated,
             dims: dims.into_values().collect::<Vec<_>>().into(),
+            allowed: limits
+                .allowed
+                .iter()
+                .map(|a| AllowedRule {
+                    key: a.name.as_str().into(),
+                    values: a.values.iter().map(|v| v.as_str().into()).collect(),
+                })
+                .collect(),
         }
     }
 
@@ -778,6 +837,38 @@ impl Engine {
         {
             return Ok(decision);
         }
+        Self::check_general(map, tenant, dimension, now, amount, &[])
+    }
+
+    /// Decides, and charges if allowed, `amount` of a rate-limited or unlimited dimension for
+    /// a check carrying `attributes` (`queue=emails`), which the plan's allowed-values rules
+    /// judge. Without attributes, the same as [`Engine::check`].
+    pub fn check_with(
+        &self,
+        tenant: &str,
+        dimension: &str,
+        amount: u64,
+        attributes: &[(&str, &str)],
+    ) -> Result<Decision, EngineError> {
+        if attributes.is_empty() {
+            return self.check(tenant, dimension, amount);
+        }
+        Self::check_amount(amount)?;
+        let now = self.clock.now_nanos();
+        let map = self.tenants.load();
+        Self::check_general(&map, tenant, dimension, now, amount, attributes)
+    }
+
+    /// A check through the tenant's dimension list: everything the decision index does not
+    /// answer alone.
+    fn check_general(
+        map: &TenantMap,
+        tenant: &str,
+        dimension: &str,
+        now: u64,
+        amount: u64,
+        attributes: &[(&str, &str)],
+    ) -> CheckResult {
         let t = map
             .get(tenant)
             .ok_or_else(|| EngineError::UnknownTenant(tenant.to_owned()))?;
@@ -787,6 +878,10 @@ impl Engine {
         if t.suspended {
             meter.record_denied(now);
             return Ok(Decision::paused(t.hibernated));
+        }
+        if let Some(refused) = Self::screen(t, dim, amount, attributes) {
+            meter.record_denied(now);
+            return Ok(refused);
         }
         match Self::charge(dim, now, amount, None) {
             Ok(decision) => {
@@ -830,6 +925,27 @@ impl Engine {
                 )
             }
         })
+    }
+
+    /// The refusal of a check its plan rules out whatever the counters say: an attribute
+    /// value its allowed-values rule does not list, or more than the dimension's size limit
+    /// in one check. Attributes without a rule pass.
+    fn screen(
+        t: &Tenant,
+        dim: &Dimension,
+        amount: u64,
+        attributes: &[(&str, &str)],
+    ) -> Option<Decision> {
+        for (key, value) in attributes {
+            let rule = t.allowed.iter().find(|r| &*r.key == *key);
+            if rule.is_some_and(|r| !r.values.iter().any(|v| &**v == *value)) {
+                return Some(Decision::not_allowed());
+            }
+        }
+        match dim.max {
+            Some(max) if amount > max => Some(Decision::too_large(max, amount)),
+            _ => None,
+        }
     }
 
     fn rate_kind(dim: &Dimension) -> Result<(), EngineError> {
@@ -930,17 +1046,28 @@ impl Engine {
         tenant: &str,
         items: &[(&str, u64)],
     ) -> Result<BatchDecision, EngineError> {
+        let items: Vec<_> = items.iter().map(|(d, a)| (*d, *a, &[][..])).collect();
+        self.check_batch_with(tenant, &items)
+    }
+
+    /// [`Engine::check_batch`] with each item's attributes (see [`Engine::check_with`]). An
+    /// item refused by its plan's sizes or allowed values refuses the batch like a limit.
+    pub fn check_batch_with(
+        &self,
+        tenant: &str,
+        items: &[BatchItem<'_>],
+    ) -> Result<BatchDecision, EngineError> {
         let t = self.tenant(tenant)?;
         let mut dims = Vec::with_capacity(items.len());
-        for (dimension, amount) in items {
+        for (dimension, amount, attributes) in items {
             Self::check_amount(*amount)?;
             let dim = Self::dimension(&t, dimension)?;
             Self::rate_kind(dim)?;
-            dims.push((dim, *amount));
+            dims.push((dim, *amount, *attributes));
         }
         let now = self.clock.now_nanos();
         if t.suspended {
-            for (dim, _) in &dims {
+            for (dim, _, _) in &dims {
                 dim.meter.as_deref().expect("metered").record_denied(now);
             }
             return Ok(BatchDecision {
@@ -954,8 +1081,12 @@ impl Engine {
         }
         let mut receipts = Vec::with_capacity(dims.len());
         let mut results = Vec::with_capacity(dims.len());
-        for (i, (dim, amount)) in dims.iter().enumerate() {
-            match Self::charge(dim, now, *amount, Some(&mut receipts)) {
+        for (i, (dim, amount, attributes)) in dims.iter().enumerate() {
+            let decided = match Self::screen(&t, dim, *amount, attributes) {
+                Some(refused) => Err(refused),
+                None => Self::charge(dim, now, *amount, Some(&mut receipts)),
+            };
+            match decided {
                 Ok(decision) => results.push(decision),
                 Err(denied) => {
                     for r in receipts.drain(..).rev() {
@@ -986,7 +1117,7 @@ impl Engine {
                 }
             }
         }
-        for (dim, amount) in &dims {
+        for (dim, amount, _) in &dims {
             dim.meter.as_deref().expect("metered").record(now, *amount);
         }
         Ok(BatchDecision {
@@ -1238,6 +1369,7 @@ impl Engine {
                     name: d.name.clone(),
                     kind: d.kind.clone_shallow(),
                     meter: d.meter.clone(),
+                    max: d.max,
                 })
                 .collect();
             for name in missing {
@@ -1247,6 +1379,7 @@ impl Engine {
                         name,
                         kind: Kind::Retired,
                         meter: Some(Arc::new(DimState::new(current.name.clone(), id))),
+                        max: None,
                     });
                 }
             }
@@ -1256,6 +1389,7 @@ impl Engine {
                 suspended: current.suspended,
                 hibernated: current.hibernated,
                 dims: dims.into(),
+                allowed: current.allowed.clone(),
             };
             map.names = self
                 .names

@@ -72,6 +72,15 @@ impl FixedWindow {
         let (seen, count) = unpack(self.word.load(Ordering::Acquire));
         if seen >= now / per { count } else { 0 }
     }
+
+    /// Nanoseconds until the window holding `now` ends, if anything is counted in it.
+    pub fn clear_after(&self, per: u64, now: u64) -> u64 {
+        let (seen, count) = unpack(self.word.load(Ordering::Acquire));
+        if count == 0 || seen < now / per {
+            return 0;
+        }
+        (seen + 1).saturating_mul(per).saturating_sub(now)
+    }
 }
 
 const BUCKETS: u64 = 10;
@@ -210,6 +219,17 @@ impl SlidingWindow {
                 let (tag, count) = unpack(word);
                 (tag & !SEALED == bucket).then(|| pack(tag, count.saturating_sub(n)))
             });
+    }
+
+    /// Nanoseconds until the newest bucket with a count leaves the window; 0 if none has one.
+    pub fn clear_after(&self, width: u64, now: u64) -> u64 {
+        let head = (now / width).max(self.head.load(Ordering::Acquire));
+        (head.saturating_sub(BUCKETS - 1)..=head)
+            .rev()
+            .find(|i| self.count_of(*i) > 0)
+            .map_or(0, |i| {
+                (i + BUCKETS).saturating_mul(width).saturating_sub(now)
+            })
     }
 
     /// Counted in the window ending at `now`.

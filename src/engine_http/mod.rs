@@ -3,8 +3,10 @@
 //! Every route is under `/v1/tenants/{tenant}/`. Order of refusals: no or bad token 401,
 //! another tenant's route 403, unknown tenant 404, bad body 400, unknown dimension 404 (listing
 //! the known ones), over a limit 429 with `Retry-After` (whole seconds, rounded up; absent
-//! when waiting cannot help), suspended tenant 403 with the decision as body. A refused
-//! request charges nothing. Bodies are JSON (camelCase), at most 1 MiB.
+//! when waiting cannot help), suspended tenant 403 with the decision as body, an attribute
+//! value the plan does not allow 403 (`NotAllowed`), an amount over the dimension's size
+//! limit 413 (`TooLarge`). A refused request charges nothing. Bodies are JSON (camelCase), at
+//! most 1 MiB.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -222,6 +224,18 @@ fn amount(n: &serde_json::Number) -> Result<u64, ApiError> {
 struct CheckRequest {
     dimension: String,
     amount: serde_json::Number,
+    /// Judged by the plan's allowed-values rules (`{"queue": "emails"}`).
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl CheckRequest {
+    fn attributes(&self) -> Vec<(&str, &str)> {
+        self.attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -243,12 +257,16 @@ struct GaugeRequest {
 }
 
 /// 200 when allowed; 429 (with `Retry-After` when waiting helps) when over a limit; 403 when
-/// the tenant is suspended.
+/// the tenant is suspended or an attribute's value is not allowed; 413 when the amount is over
+/// the size limit.
 fn decided<T: Serialize>(decision: &Decision, body: &T) -> Response {
     let mut headers = HeaderMap::new();
     let status = match (decision.allowed, decision.reason) {
         (true, _) => StatusCode::OK,
-        (false, Some(Reason::TenantSuspended | Reason::TenantHibernated)) => StatusCode::FORBIDDEN,
+        (false, Some(Reason::TenantSuspended | Reason::TenantHibernated | Reason::NotAllowed)) => {
+            StatusCode::FORBIDDEN
+        }
+        (false, Some(Reason::TooLarge)) => StatusCode::PAYLOAD_TOO_LARGE,
         (false, _) => {
             if let Some(ms) = decision.retry_after_ms {
                 let secs = ms.div_ceil(1000).max(1);
@@ -269,7 +287,9 @@ async fn check(
     admit(&api, &caller, &tenant)?;
     let req: CheckRequest = body.json()?;
     let n = amount(&req.amount)?;
-    let decision = api.engine.check(&tenant, &req.dimension, n)?;
+    let decision = api
+        .engine
+        .check_with(&tenant, &req.dimension, n, &req.attributes())?;
     Ok(decided(&decision, &decision))
 }
 
@@ -287,12 +307,15 @@ async fn check_batch(
             req.items.len()
         )));
     }
+    let attributes: Vec<Vec<(&str, &str)>> =
+        req.items.iter().map(CheckRequest::attributes).collect();
     let items = req
         .items
         .iter()
-        .map(|i| Ok((i.dimension.as_str(), amount(&i.amount)?)))
+        .zip(&attributes)
+        .map(|(i, a)| Ok((i.dimension.as_str(), amount(&i.amount)?, &a[..])))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let batch = api.engine.check_batch(&tenant, &items)?;
+    let batch = api.engine.check_batch_with(&tenant, &items)?;
     let summary = batch
         .results
         .iter()

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use crate::engine::{Algorithm, GaugeSpec, ManualClock, RateSpec, SlotSpec, TenantLimits};
+use crate::engine::{
+    Algorithm, AllowedSpec, GaugeSpec, ManualClock, RateSpec, SizeSpec, SlotSpec, TenantLimits,
+};
 
 struct Fixture {
     clock: Arc<ManualClock>,
@@ -266,7 +268,7 @@ async fn bad_input_is_400_and_charges_nothing() {
         ),
         (
             json!({"dimension": "requests", "amount": 1, "extra": 1}).to_string(),
-            "malformed JSON body: unknown field `extra`, expected `dimension` or `amount` at line 1 column 42",
+            "malformed JSON body: unknown field `extra`, expected one of `dimension`, `amount`, `attributes` at line 1 column 42",
         ),
         (
             String::new(),
@@ -553,4 +555,79 @@ async fn stats_and_usage_json_and_csv() {
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(a.json()["message"], message, "{q}");
     }
+}
+
+#[tokio::test]
+async fn sizes_are_413_and_attributes_not_allowed_403_charging_nothing() {
+    let f = fixture();
+    f.engine
+        .set_tenant(
+            "globex",
+            TenantLimits {
+                sizes: vec![SizeSpec {
+                    name: "task-bytes".into(),
+                    max: 1 << 20,
+                }],
+                allowed: vec![AllowedSpec {
+                    name: "queue".into(),
+                    values: vec!["default".into(), "emails".into()],
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let uri = "/v1/tenants/globex/check";
+    let a = post(
+        &f.app,
+        uri,
+        "admin-token",
+        json!({"dimension": "task-bytes", "amount": 2_097_152}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(a.headers.get(header::RETRY_AFTER).is_none());
+    assert_eq!(
+        a.json(),
+        json!({"allowed": false, "limit": 1_048_576, "remaining": null, "retryAfterMs": null, "reason": "TooLarge", "current": 2_097_152})
+    );
+    let a = post(
+        &f.app,
+        uri,
+        "admin-token",
+        json!({"dimension": "task-bytes", "amount": 1_048_576, "attributes": {"queue": "reports"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        a.json(),
+        json!({"allowed": false, "limit": null, "remaining": null, "retryAfterMs": null, "reason": "NotAllowed"})
+    );
+    let a = post(
+        &f.app,
+        &format!("{uri}:batch"),
+        "admin-token",
+        json!({"items": [
+            {"dimension": "requests", "amount": 1, "attributes": {"queue": "emails"}},
+            {"dimension": "task-bytes", "amount": 1_048_577},
+        ]}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["results"][1]["reason"], "TooLarge");
+    let a = post(
+        &f.app,
+        uri,
+        "admin-token",
+        json!({"dimension": "task-bytes", "amount": 1_048_576, "attributes": {"queue": "emails"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let s = f.engine.stats("globex").unwrap();
+    assert_eq!(
+        (
+            s.dimensions["task-bytes"].units,
+            s.dimensions["requests"].units
+        ),
+        (1_048_576, 0)
+    );
 }

@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
 use crate::api;
-use crate::engine::{Algorithm, GaugeSpec, PriceItem, Pricing, RateSpec, SlotSpec, TenantLimits};
+use crate::engine::{
+    Algorithm, AllowedSpec, GaugeSpec, MAX_AMOUNT, PriceItem, Pricing, RateSpec, SizeSpec,
+    SlotSpec, TenantLimits,
+};
 
 /// Lease of a concurrency slot when the plan does not say.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
@@ -51,20 +56,54 @@ pub fn limits(
         .gauges
         .iter()
         .flatten()
-        .map(|g| GaugeSpec {
-            name: g.name.clone(),
-            limit: Some(g.limit),
+        .map(|g| {
+            Ok(GaugeSpec {
+                name: g.name.clone(),
+                limit: Some(whole(&g.limit).map_err(|e| format!("gauge {}: limit {e}", g.name))?),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let sizes = plan
+        .sizes
+        .iter()
+        .flatten()
+        .map(|z| {
+            Ok(SizeSpec {
+                name: z.name.clone(),
+                max: whole(&z.max).map_err(|e| format!("size {}: max {e}", z.name))?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let allowed = plan
+        .allowed
+        .iter()
+        .flatten()
+        .map(|a| AllowedSpec {
+            name: a.name.clone(),
+            values: a.values.clone(),
         })
         .collect();
     let limits = TenantLimits {
         rates,
         concurrency,
         gauges,
+        sizes,
+        allowed,
         suspended,
         hibernated,
     };
     limits.validate().map_err(|e| e.to_string())?;
     Ok(limits)
+}
+
+/// A quantity as the whole number of units the engine counts (`1Mi` is 1048576), at most
+/// 2^53. The CRD refuses anything else at admission; this is the check for what got past it.
+fn whole(q: &Quantity) -> Result<u64, String> {
+    crate::quantity::parse_milli(&q.0)
+        .filter(|m| m % 1000 == 0)
+        .and_then(|m| u64::try_from(m / 1000).ok())
+        .filter(|n| *n <= MAX_AMOUNT)
+        .ok_or_else(|| format!("{:?} is not a whole number from 0 to 2^53", q.0))
 }
 
 /// The engine's pricing of a plan: the items priced per engine dimension. Items priced per
@@ -96,6 +135,59 @@ pub fn pricing(plan: &api::TenantQuotaSpec) -> Option<Pricing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_become_whole_units() {
+        let plan: api::TenantQuotaSpec = serde_saphyr::from_str(
+            "gauges: [{name: storage-bytes, limit: 1Gi}, {name: seats, limit: 25}]\n\
+             sizes: [{name: task-bytes, max: 1Mi}, {name: result-bytes, max: '5M'}]\n\
+             allowed: [{name: queue, values: [default, emails]}]",
+        )
+        .unwrap();
+        let l = limits(&plan, api::TenantState::Active).unwrap();
+        let gauges: Vec<_> = l
+            .gauges
+            .iter()
+            .map(|g| (g.name.as_str(), g.limit))
+            .collect();
+        assert_eq!(
+            gauges,
+            [("storage-bytes", Some(1 << 30)), ("seats", Some(25))]
+        );
+        assert_eq!(
+            l.sizes,
+            [
+                SizeSpec {
+                    name: "task-bytes".into(),
+                    max: 1 << 20
+                },
+                SizeSpec {
+                    name: "result-bytes".into(),
+                    max: 5_000_000
+                }
+            ]
+        );
+        assert_eq!(
+            l.allowed,
+            [AllowedSpec {
+                name: "queue".into(),
+                values: vec!["default".into(), "emails".into()]
+            }]
+        );
+        for (limit, refused) in [
+            ("1.5", "\"1.5\" is not a whole number from 0 to 2^53"),
+            ("500m", "\"500m\" is not a whole number from 0 to 2^53"),
+            ("9Pi", "\"9Pi\" is not a whole number from 0 to 2^53"),
+        ] {
+            let plan: api::TenantQuotaSpec =
+                serde_saphyr::from_str(&format!("gauges: [{{name: g, limit: '{limit}'}}]"))
+                    .unwrap();
+            assert_eq!(
+                limits(&plan, api::TenantState::Active),
+                Err(format!("gauge g: limit {refused}"))
+            );
+        }
+    }
 
     #[test]
     fn a_plan_becomes_engine_limits_and_prices() {
@@ -132,6 +224,7 @@ mod tests {
                 limit: Some(100)
             }
         );
+        assert!(l.sizes.is_empty() && l.allowed.is_empty());
         assert!(!l.suspended);
         assert!(
             limits(&plan, api::TenantState::Suspended)

@@ -6,7 +6,8 @@ use crate::api::{EffectivePlan, LimitRangeSpec, TenantQuotaSpec, TenantSpec};
 
 /// Merge `overrides` over `plan`:
 /// - quota maps (`hard`, `namespaceHard`, each `limitRange` map) merge key by key;
-/// - `rates`, `concurrency` and `gauges` merge by `name`, an override replacing the whole item;
+/// - `rates`, `concurrency`, `gauges`, `sizes` and `allowed` merge by `name`, an override
+///   replacing the whole item (an `allowed` override replaces the attribute's whole list);
 /// - `features` are the union;
 /// - every other field (`maxNamespaces`, `podSecurity`, `pricing`) is replaced when set.
 pub fn merge(plan: &TenantQuotaSpec, overrides: &TenantQuotaSpec) -> TenantQuotaSpec {
@@ -27,6 +28,8 @@ pub fn merge(plan: &TenantQuotaSpec, overrides: &TenantQuotaSpec) -> TenantQuota
         rates: merge_named(&plan.rates, &overrides.rates, |r| &r.name),
         concurrency: merge_named(&plan.concurrency, &overrides.concurrency, |c| &c.name),
         gauges: merge_named(&plan.gauges, &overrides.gauges, |g| &g.name),
+        sizes: merge_named(&plan.sizes, &overrides.sizes, |z| &z.name),
+        allowed: merge_named(&plan.allowed, &overrides.allowed, |a| &a.name),
         pricing: overrides.pricing.clone().or_else(|| plan.pricing.clone()),
         features: union(plan.features.as_deref(), overrides.features.as_deref()),
     }
@@ -148,6 +151,52 @@ mod tests {
         );
         assert_eq!(rates[1].algorithm, Algorithm::FixedWindow);
         assert_eq!(merged.features.unwrap(), ["beta", "sso"]);
+    }
+
+    #[test]
+    fn sizes_and_allowed_values_merge_by_name() {
+        let plan: TenantQuotaSpec = serde_saphyr::from_str(
+            "sizes: [{name: task-bytes, max: 1Mi}, {name: result-bytes, max: 5Mi}]\n\
+             allowed: [{name: queue, values: [default, emails]}]",
+        )
+        .unwrap();
+        let overrides: TenantQuotaSpec = serde_saphyr::from_str(
+            "sizes: [{name: task-bytes, max: 4Mi}, {name: message-bytes, max: 65536}]\n\
+             allowed: [{name: queue, values: [default, emails, processing]}, {name: region, values: [eu]}]",
+        )
+        .unwrap();
+        let merged = merge(&plan, &overrides);
+        let sizes: Vec<(&str, &str)> = merged
+            .sizes
+            .iter()
+            .flatten()
+            .map(|z| (z.name.as_str(), z.max.0.as_str()))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("task-bytes", "4Mi"),
+                ("result-bytes", "5Mi"),
+                ("message-bytes", "65536")
+            ]
+        );
+        let allowed: Vec<(&str, Vec<&str>)> = merged
+            .allowed
+            .iter()
+            .flatten()
+            .map(|a| {
+                let values = a.values.iter().map(String::as_str).collect();
+                (a.name.as_str(), values)
+            })
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                ("queue", vec!["default", "emails", "processing"]),
+                ("region", vec!["eu"])
+            ]
+        );
+        assert_eq!(merge(&plan, &TenantQuotaSpec::default()), plan);
     }
 
     #[test]
