@@ -103,6 +103,13 @@ pub struct Options {
     /// How often archives past `retentionDays` are looked for and purged.
     #[arg(long, default_value = "1h", value_parser = crate::duration::flag, env = "LANDLORD_PURGE_INTERVAL")]
     pub purge_interval: Duration,
+    /// Objects a migration copies between two checkpoints: a restarted operator redoes at
+    /// most one batch.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=5000), env = "LANDLORD_MIGRATION_BATCH")]
+    pub migration_batch: u32,
+    /// Objects of one migration batch written to the target at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), env = "LANDLORD_MIGRATION_PARALLELISM")]
+    pub migration_parallelism: u32,
     /// The length of one retention day. For tests only: a day.
     #[arg(long, default_value = "24h", value_parser = crate::duration::flag, hide = true)]
     pub retention_day: Duration,
@@ -138,6 +145,8 @@ impl Default for Options {
             archive_s3_region: None,
             archive_s3_allow_http: false,
             purge_interval: Duration::from_secs(3600),
+            migration_batch: 50,
+            migration_parallelism: 4,
             retention_day: Duration::from_secs(86_400),
         }
     }
@@ -320,6 +329,8 @@ async fn start_with(
             tenant_selector: options.tenant_selector.clone(),
             concurrency: options.concurrency,
             purge_interval: options.purge_interval,
+            migration_batch: options.migration_batch as usize,
+            migration_parallelism: options.migration_parallelism as usize,
         },
     )
     .with_metering(metering)

@@ -313,6 +313,23 @@ pub fn apply(
             gone.push(r);
         }
     }
+    // A struct whose every field was removed goes too (as structured-merge-diff leaves no
+    // empty map behind), unless the applied object still has it: removing `spec.migration`
+    // must not leave `migration: {targetRef: {}}` for defaulting and validation to trip on.
+    for r in &gone {
+        for depth in (1..r.len()).rev() {
+            let parent = &r[..depth];
+            if !parent.last().is_some_and(|e| e.starts_with("f:"))
+                || fields::get_path(&applied_t, parent).is_some()
+            {
+                break;
+            }
+            match fields::get_path(&merged, parent) {
+                Some(Value::Object(m)) if m.is_empty() => fields::remove_path(&mut merged, parent),
+                _ => break,
+            }
+        }
+    }
 
     match entries.iter_mut().find(|e| is_me(e)) {
         Some(e) => {

@@ -32,6 +32,7 @@ pub const MAX_TENANT_NAME: usize = 40;
     printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaceCount"),
     printcolumn(name = "CPU%", type_ = "integer", json_path = ".status.cpuUtilization"),
     printcolumn(name = "Memory%", type_ = "integer", json_path = ".status.memoryUtilization"),
+    printcolumn(name = "Migrated%", type_ = "integer", json_path = ".status.migration.percentage"),
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state", priority = 1),
     printcolumn(name = "Display-Name", type_ = "string", json_path = ".spec.displayName", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -369,16 +370,29 @@ pub struct ArchiveStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationStatus {
+    /// `Planning`, `Copying`, `Verifying`, `Cutover`, `Done`, `Failed` or `Cancelled`.
     pub phase: String,
+    /// The target this run copies to: a run goes on, after `spec.migration` is removed during
+    /// cutover, and a changed `spec.migration` starts a new run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<SecretKeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<MigrationMode>,
+    /// Objects in the plan (the tenant's namespaced objects, as an archive selects them).
     pub total_items: u64,
+    /// Objects copied so far: checkpointed after every batch.
     pub completed_items: u64,
     pub percentage: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
+    /// sha256 over the plan's objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// The last failure, with what to do; cleared when the run moves on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Conditions keyed by `type`, as `metav1.Condition` lists are upstream.

@@ -87,6 +87,17 @@ pub async fn import(
     objects: &[Value],
     field_manager: &str,
 ) -> Result<ImportReport, ArchiveError> {
+    import_with(client, objects, field_manager, CONCURRENCY).await
+}
+
+/// [`import`] with `concurrency` objects of one rank applied at once (a migration's
+/// `--migration-parallelism`).
+pub async fn import_with(
+    client: &Client,
+    objects: &[Value],
+    field_manager: &str,
+    concurrency: usize,
+) -> Result<ImportReport, ArchiveError> {
     let objects: Vec<Value> = objects.iter().map(strip_server_fields).collect();
     let ordered = order(&objects);
     let kinds = resolve(client, &ordered).await?;
@@ -108,7 +119,7 @@ pub async fn import(
                 let (client, params) = (client.clone(), params.clone());
                 async move { apply(&client, &resource, &obj, &params).await }
             })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(concurrency.max(1))
             .try_collect::<Vec<()>>()
             .await?;
         for (obj, _) in batch {
@@ -304,7 +315,7 @@ fn show(v: &Value, rules: Rules) -> String {
 }
 
 /// `Kind namespace/name (apiVersion)`: how errors name an object, as the manifest's entries do.
-fn describe(obj: &Value) -> String {
+pub fn describe(obj: &Value) -> String {
     let (kind, name) = (text(obj, "/kind"), text(obj, "/metadata/name"));
     let api_version = text(obj, "/apiVersion");
     match text(obj, "/metadata/namespace") {

@@ -50,7 +50,7 @@ pub use bundle::{
 };
 pub use export::{export, should_archive, strip_server_fields};
 // `import::verify` keeps its module's name: `verify` here is the bundle's.
-pub use import::{ImportReport, import, order};
+pub use import::{ImportReport, import, import_with, order};
 pub use keys::{Key, KeyRing, load_or_create, ring_from_secret_data, rotate, secret_data};
 pub use store::{ArchiveStore, S3Options, StoredArchive};
 

@@ -91,6 +91,56 @@ pub fn cron(suspend: bool, remembered: Option<&str>, waking: bool) -> Option<Cha
     }
 }
 
+/// An exported object as it was before a hibernation put it to sleep: the remembered
+/// replicas (Deployment, StatefulSet, ReplicaSet) or CronJob `suspend` given back and the
+/// annotation dropped, as waking would. A Move's cutover copies workloads this way, so that
+/// the target runs what the source ran. Anything else comes back unchanged.
+pub fn woken(obj: &serde_json::Value) -> serde_json::Value {
+    let mut out = obj.clone();
+    let kind = obj.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+    let (annotation, field) = match kind {
+        "Deployment" | "StatefulSet" | "ReplicaSet" => (REPLICAS, "replicas"),
+        "CronJob" => (SUSPEND, "suspend"),
+        _ => return out,
+    };
+    let Some(remembered) = obj
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            annotation.replace('/', "~1")
+        ))
+        .and_then(|v| v.as_str())
+    else {
+        return out;
+    };
+    let asleep = match field {
+        "replicas" => obj.pointer("/spec/replicas").and_then(|r| r.as_i64()) == Some(0),
+        _ => obj.pointer("/spec/suspend").and_then(|s| s.as_bool()) == Some(true),
+    };
+    if asleep {
+        let value = match field {
+            "replicas" => remembered.parse::<i64>().map(serde_json::Value::from).ok(),
+            _ => Some(serde_json::Value::Bool(remembered == "true")),
+        };
+        if let (Some(value), Some(spec)) =
+            (value, out.get_mut("spec").and_then(|s| s.as_object_mut()))
+        {
+            spec.insert(field.to_string(), value);
+        }
+    }
+    if let Some(annotations) = out
+        .pointer_mut("/metadata/annotations")
+        .and_then(|a| a.as_object_mut())
+    {
+        annotations.remove(annotation);
+        if annotations.is_empty()
+            && let Some(meta) = out.get_mut("metadata").and_then(|m| m.as_object_mut())
+        {
+            meta.remove("annotations");
+        }
+    }
+    out
+}
+
 /// Put every workload of `namespaces` to sleep (`waking == false`) or wake them. Returns
 /// how many objects were changed.
 pub async fn run(client: &Client, namespaces: &[String], waking: bool) -> Result<usize, Error> {
@@ -233,6 +283,33 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn woken_gives_back_what_hibernation_remembered_and_drops_the_annotation() {
+        let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {REPLICAS: "3"}}, "spec": {"replicas": 0}});
+        assert_eq!(
+            woken(&deployment),
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"}, "spec": {"replicas": 3}})
+        );
+        // The owner scaled it by hand while it slept: their value stands.
+        let scaled = serde_json::json!({"kind": "StatefulSet",
+            "metadata": {"annotations": {REPLICAS: "3", "team": "a"}}, "spec": {"replicas": 5}});
+        assert_eq!(
+            woken(&scaled),
+            serde_json::json!({"kind": "StatefulSet", "metadata": {"annotations": {"team": "a"}}, "spec": {"replicas": 5}})
+        );
+        let cron = serde_json::json!({"kind": "CronJob",
+            "metadata": {"annotations": {SUSPEND: "false"}}, "spec": {"suspend": true}});
+        assert_eq!(
+            woken(&cron),
+            serde_json::json!({"kind": "CronJob", "metadata": {}, "spec": {"suspend": false}})
+        );
+        let plain =
+            serde_json::json!({"kind": "ConfigMap", "metadata": {"annotations": {REPLICAS: "1"}}});
+        assert_eq!(woken(&plain), plain);
+    }
+
     use super::*;
 
     #[test]

@@ -95,8 +95,11 @@ pub fn next(f: Facts) -> Step {
         S::Hibernated if packed || (f.phase == Some(P::Archiving) && f.archive) => {
             Step::Refuse(Refusal::HibernateArchived)
         }
+        // A tenant that slept before its migration began sleeps on while it migrates.
+        S::Hibernated if matches!(f.phase, Some(P::Hibernated | P::Migrating)) => {
+            Step::Provision { wake: false }
+        }
         S::Hibernated if f.migrating => Step::Refuse(Refusal::Migrating),
-        S::Hibernated if f.phase == Some(P::Hibernated) => Step::Provision { wake: false },
         S::Hibernated => Step::Hibernate,
         S::Active | S::Suspended if packed || (f.phase == Some(P::Archiving) && f.archive) => {
             if f.archive {
@@ -274,6 +277,14 @@ mod tests {
             ..facts(Some(P::Active), S::Hibernated)
         };
         assert_eq!(next(migrating), Step::Refuse(Refusal::Migrating));
+        // Asleep before the migration began: it migrates asleep.
+        for phase in [P::Hibernated, P::Migrating] {
+            let asleep = Facts {
+                migrating: true,
+                ..facts(Some(phase), S::Hibernated)
+            };
+            assert_eq!(next(asleep), Step::Provision { wake: false });
+        }
         assert!(
             Refusal::HibernateArchived
                 .message()

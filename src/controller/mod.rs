@@ -10,6 +10,8 @@ pub mod build;
 pub mod cache;
 pub mod hibernate;
 pub mod life;
+pub mod migrating;
+pub mod migration;
 pub mod observe;
 pub mod plans;
 pub mod reconcile;
@@ -48,6 +50,8 @@ pub struct Context {
     pub metering: Option<Arc<Metering>>,
     /// Where archives go and the key that seals them; `None`: archiving is refused.
     pub archives: Option<Arc<archiving::Archives>>,
+    /// The plan of each running migration, so that its batches do not export it again.
+    migration_plans: Mutex<HashMap<String, Arc<migrating::Planned>>>,
 }
 
 impl Context {
@@ -69,7 +73,23 @@ impl Context {
             written: Mutex::default(),
             metering: None,
             archives: None,
+            migration_plans: Mutex::default(),
         }
+    }
+
+    fn migration_plan(&self, tenant: &str) -> Option<Arc<migrating::Planned>> {
+        let plans = self.migration_plans.lock().expect("not poisoned");
+        plans.get(tenant).cloned()
+    }
+
+    fn keep_migration_plan(&self, tenant: &str, plan: Arc<migrating::Planned>) {
+        let mut plans = self.migration_plans.lock().expect("not poisoned");
+        plans.insert(tenant.to_string(), plan);
+    }
+
+    fn forget_migration_plan(&self, tenant: &str) {
+        let mut plans = self.migration_plans.lock().expect("not poisoned");
+        plans.remove(tenant);
     }
 
     /// Archive and restore through `archives`.
@@ -195,6 +215,10 @@ pub struct Settings {
     pub concurrency: u16,
     /// How often archives past their retention are purged.
     pub purge_interval: Duration,
+    /// Objects a migration copies between two checkpoints (`--migration-batch`).
+    pub migration_batch: usize,
+    /// Objects of one batch written at once (`--migration-parallelism`).
+    pub migration_parallelism: usize,
 }
 
 impl Default for Settings {
@@ -204,6 +228,8 @@ impl Default for Settings {
             tenant_selector: None,
             concurrency: 8,
             purge_interval: Duration::from_secs(3600),
+            migration_batch: 50,
+            migration_parallelism: 4,
         }
     }
 }
@@ -226,6 +252,8 @@ pub enum Error {
     Quantity(#[from] crate::quantity::QuantityError),
     #[error("{0}")]
     Archive(#[from] crate::archive::ArchiveError),
+    #[error("migration: {0}")]
+    Migration(#[from] migrating::MigrationError),
 }
 
 impl Error {
@@ -240,6 +268,7 @@ impl Error {
             Error::Status(_) => "status",
             Error::Quantity(_) => "quantity",
             Error::Archive(_) => "archive",
+            Error::Migration(_) => "migration",
             Error::Finalizer(e) => match &**e {
                 F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner.label(),
                 F::AddFinalizer(_) => "add_finalizer",

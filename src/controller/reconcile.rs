@@ -19,6 +19,8 @@ use super::archiving;
 use super::build::{self, Inputs, quotas};
 use super::hibernate;
 use super::life::{self, Step};
+use super::migrating;
+use super::migration;
 use super::observe::{self, World};
 use super::status::{self, Metered};
 use super::validate::{self, Invalid, Valid};
@@ -96,7 +98,10 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         desired: tenant.spec.state,
         archive: record.is_some(),
         namespaces: !world.namespaces.is_empty(),
-        migrating: tenant.spec.migration.is_some(),
+        migrating: migration::in_progress(
+            tenant.spec.migration.as_ref(),
+            tenant.status.as_ref().and_then(|s| s.migration.as_ref()),
+        ),
     });
     if let Step::Refuse(refusal) = step {
         let message = refusal.message();
@@ -212,16 +217,43 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         None => None,
     };
 
+    // A migration copies what provisioning has just put in place; it records its progress
+    // as it goes, so the status is read back from what it last wrote.
+    let driven = migrating::drive(ctx, tenant, &desired.namespaces)
+        .boxed()
+        .await?;
+    if driven.moved {
+        return Ok(Action::await_change());
+    }
+    let tenant = &ctx.as_last_written(tenant);
+
     let usage = status::usage(plan, &observed);
     let metered = meter(ctx, tenant, &valid, &usage).await;
     let mut next = status::provisioned(tenant, &valid, usage, metered, now());
     if restored.is_some() {
         next.archive = restored;
     }
+    if let Some(progress) = driven.progress {
+        next.migration = Some(progress);
+    }
+    if let Some(migrated) = driven.condition {
+        let before = tenant.status.as_ref().map(|s| s.conditions.as_slice());
+        next.conditions.extend(status::conditions::merge(
+            before.unwrap_or_default(),
+            &[migrated],
+            tenant.metadata.generation,
+            now(),
+        ));
+    }
+    if driven.running {
+        next.phase = Some(Phase::Migrating);
+    }
     let phase = next.phase;
     status::write(ctx, tenant, next).await?;
     ctx.set_phase(&tenant.name_any(), phase);
-    Ok(Action::requeue(ctx.jittered_resync()))
+    Ok(Action::requeue(
+        driven.requeue.unwrap_or_else(|| ctx.jittered_resync()),
+    ))
 }
 
 /// The archive recorded in the status and not restored yet, if any.

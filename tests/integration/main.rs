@@ -13,6 +13,7 @@ mod engine;
 mod leader;
 mod life;
 mod metrics;
+mod migration;
 mod provisioning;
 mod quotas;
 mod scale;

@@ -12,6 +12,8 @@ pub enum ConditionType {
     Provisioned,
     QuotaHealthy,
     NetworkIsolated,
+    /// Set once a migration was asked for: its stage, failure, or end.
+    Migrated,
 }
 
 impl ConditionType {
@@ -21,6 +23,7 @@ impl ConditionType {
             Self::Provisioned => "Provisioned",
             Self::QuotaHealthy => "QuotaHealthy",
             Self::NetworkIsolated => "NetworkIsolated",
+            Self::Migrated => "Migrated",
         }
     }
 }
@@ -46,6 +49,8 @@ pub enum Reason {
     Restoring,
     /// An archive step failed: the archive error's own reason (`ArchiveError::reason`).
     ArchiveFailed(&'static str),
+    /// A migration's stage, end or failure (`controller::migrating`).
+    Migration(&'static str),
 }
 
 impl Reason {
@@ -66,7 +71,7 @@ impl Reason {
             Self::Archiving => "Archiving",
             Self::Archived => "Archived",
             Self::Restoring => "Restoring",
-            Self::ArchiveFailed(reason) => reason,
+            Self::ArchiveFailed(reason) | Self::Migration(reason) => reason,
         }
     }
 }

@@ -5,7 +5,9 @@ pub mod conditions;
 pub mod next;
 pub mod write;
 
-pub use next::{Metered, archive_failed, packing, plan_not_found, provisioned, refused};
+pub use next::{
+    Metered, archive_failed, packing, plan_not_found, provisioned, refused, with_condition,
+};
 pub use write::{publish, write};
 
 use std::collections::BTreeMap;

@@ -179,7 +179,7 @@ pub fn plan_not_found(tenant: &Tenant, plan: &str, now: Time) -> TenantStatus {
             "TenantQuota {plan} does not exist; create it or change spec.quotaRef. Nothing was changed."
         ),
     );
-    let conditions = with_ready(tenant, &previous, observation, now);
+    let conditions = with_condition(tenant, &previous, observation, now);
     let phase = if previous.namespaces.is_empty() {
         Phase::Pending
     } else {
@@ -193,19 +193,19 @@ pub fn plan_not_found(tenant: &Tenant, plan: &str, now: Time) -> TenantStatus {
     }
 }
 
-/// `previous`'s conditions with `Ready` replaced by `ready` (its transition time kept when it
-/// did not change).
-fn with_ready(
+/// `previous`'s conditions with the one of `observation`'s type replaced (its transition time
+/// kept when it did not change).
+pub fn with_condition(
     tenant: &Tenant,
     previous: &TenantStatus,
-    ready: Observation,
+    observation: Observation,
     now: Time,
 ) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let mut conditions = previous.conditions.clone();
-    conditions.retain(|c| c.type_ != Type::Ready.as_str());
+    conditions.retain(|c| c.type_ != observation.type_.as_str());
     conditions.extend(conditions::merge(
         &previous.conditions,
-        &[ready],
+        &[observation],
         tenant.metadata.generation,
         now,
     ));
@@ -248,7 +248,7 @@ pub fn packing(
             ),
         ),
     };
-    let conditions = with_ready(tenant, &previous, ready, now);
+    let conditions = with_condition(tenant, &previous, ready, now);
     TenantStatus {
         phase: Some(phase),
         observed_generation: tenant.metadata.generation,
@@ -284,7 +284,7 @@ pub fn archive_failed(
 pub fn refused(tenant: &Tenant, message: &str, now: Time) -> TenantStatus {
     let previous = tenant.status.clone().unwrap_or_default();
     let observation = Observation::new(Type::Ready, false, Reason::TransitionRefused, message);
-    let conditions = with_ready(tenant, &previous, observation, now);
+    let conditions = with_condition(tenant, &previous, observation, now);
     TenantStatus {
         phase: Some(previous.phase.unwrap_or_default()),
         observed_generation: tenant.metadata.generation,

@@ -45,6 +45,8 @@ pub struct Cluster {
     /// Where the operator serves the quota engine's API and its metrics.
     pub engine_port: u16,
     pub metrics_port: u16,
+    /// Flags every operator start of this test adds (`extra_args`).
+    extra: Vec<String>,
     _dir: TempDir,
 }
 
@@ -88,6 +90,7 @@ impl Cluster {
             id,
             engine_port,
             metrics_port,
+            extra: Vec::new(),
             _dir: dir,
         };
         cluster.restart_operator();
@@ -152,6 +155,11 @@ impl Cluster {
         command
     }
 
+    /// Flags added to every later operator start (the next `restart_operator`).
+    pub fn extra_args(&mut self, args: &[&str]) {
+        self.extra = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Kill the operator (if running) and start a new one, as a crash or a rollout would.
     pub fn restart_operator(&mut self) {
         let _ = self.operator.kill();
@@ -169,6 +177,7 @@ impl Cluster {
                 "--flush-interval",
                 "1s",
             ])
+            .args(&self.extra)
             .spawn()
             .unwrap();
     }
