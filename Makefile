@@ -18,9 +18,11 @@ test: ## Run all tests: unit, CRD, kube-test, integration, kubectl, chart, ops; 
 	$(MAKE) ops-test
 	bash tests/real-cluster.sh
 
-lint: ## rustfmt check and clippy with warnings denied
+lint: ## rustfmt, clippy with warnings denied, cargo deny (deny.toml: licences, bans, sources; installs cargo-deny when missing, ~3 min)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deny@0.20.2
+	$(CARGO) deny check --hide-inclusion-graph licenses bans sources
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
