@@ -44,6 +44,29 @@ pub struct Options {
         env = "LANDLORD_ENGINE_ADMIN_GROUP"
     )]
     pub engine_admin_group: String,
+    /// Address of Envoy's rate limit service (gRPC `envoy.service.ratelimit.v3`), e.g.
+    /// `0.0.0.0:8082`; not served unless set.
+    #[arg(long, env = "LANDLORD_RLS_ADDR")]
+    pub rls_addr: Option<SocketAddr>,
+    /// Callers of the rate limit service must be in one of these groups. A ServiceAccount is
+    /// in `system:serviceaccounts:<its namespace>`; no tenant namespace is `landlord-gateways`
+    /// unless Landlord made it for a tenant, and it never takes over one it did not make.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "system:serviceaccounts:landlord-gateways",
+        env = "LANDLORD_RLS_ALLOWED_GROUP"
+    )]
+    pub rls_allowed_group: Vec<String>,
+    /// What the rate limit service answers for a descriptor naming no tenant or dimension the
+    /// engine knows: `allow` (OK, the rest decided without it) or `deny` (OVER_LIMIT).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "allow",
+        env = "LANDLORD_RLS_UNKNOWN"
+    )]
+    pub rls_unknown: crate::engine_http::ratelimit::Unknown,
     /// Run only while holding the `landlord-leader` Lease, so that one replica writes; a
     /// replica that loses the lease exits and is restarted as a standby.
     #[arg(long, env = "LANDLORD_LEADER_ELECT")]
@@ -123,6 +146,9 @@ impl Default for Options {
             resync: Duration::from_secs(300),
             flush_interval: Duration::from_secs(10),
             engine_admin_group: "landlord:engine-admins".into(),
+            rls_addr: None,
+            rls_allowed_group: vec!["system:serviceaccounts:landlord-gateways".into()],
+            rls_unknown: crate::engine_http::ratelimit::Unknown::Allow,
             leader_elect: false,
             leader_election_namespace: "default".into(),
             dimensions: [
@@ -300,9 +326,12 @@ async fn start_with(
     serve(
         "quota engine",
         options.engine_addr,
-        crate::engine_http::router(engine.clone(), auth),
+        crate::engine_http::router(engine.clone(), auth.clone()),
     )
     .await?;
+    if let Some(addr) = options.rls_addr {
+        serve_rate_limits(addr, options, engine.clone(), auth).await?;
+    }
     let metering = Arc::new(Metering::new(engine, client.clone()));
     let (changed, refresh) = mpsc::channel(1024);
     tokio::spawn(ledger::run(
@@ -340,6 +369,26 @@ async fn start_with(
         feeds,
         refresh,
     })
+}
+
+/// Envoy's rate limit service, with the HTTP API's authenticator (and so its cache).
+async fn serve_rate_limits(
+    addr: SocketAddr,
+    options: &Options,
+    engine: Arc<Engine>,
+    auth: Arc<TokenReviewer>,
+) -> anyhow::Result<()> {
+    use crate::engine_http::ratelimit::{self, RateLimiter};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the rate limit service to {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "rate limit service (gRPC) listening");
+    let settings = ratelimit::Settings {
+        allowed_groups: options.rls_allowed_group.clone(),
+        unknown: options.rls_unknown,
+    };
+    ratelimit::serve(listener, RateLimiter::new(engine, auth, settings));
+    Ok(())
 }
 
 async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Result<()> {

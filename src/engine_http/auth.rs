@@ -15,6 +15,10 @@ pub struct Caller {
     /// May act for any tenant (gateways, the operator itself).
     pub admin: bool,
     pub username: String,
+    /// The groups the token's user is in (for a ServiceAccount: `system:serviceaccounts`,
+    /// `system:serviceaccounts:<namespace>`, `system:authenticated`); Envoy's rate limit
+    /// service admits callers by group.
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -57,6 +61,7 @@ impl StaticTokens {
                 tenant: Some(tenant.to_owned()),
                 admin: false,
                 username: format!("system:serviceaccount:{tenant}:default"),
+                groups: vec![format!("system:serviceaccounts:{tenant}")],
             },
         );
         self
@@ -70,6 +75,21 @@ impl StaticTokens {
                 tenant: None,
                 admin: true,
                 username: username.to_owned(),
+                groups: Vec::new(),
+            },
+        );
+        self
+    }
+
+    /// A token of a caller outside tenants, in `groups` (a gateway).
+    pub fn member(mut self, token: &str, username: &str, groups: &[&str]) -> Self {
+        self.tokens.insert(
+            token.to_owned(),
+            Caller {
+                tenant: None,
+                admin: false,
+                username: username.to_owned(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
             },
         );
         self

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub mod auth;
+pub mod ratelimit;
 #[cfg(test)]
 mod tests;
 

@@ -63,10 +63,11 @@ impl TokenReviewer {
         }
         let user = status.user.unwrap_or_default();
         let username = user.username.unwrap_or_default();
+        let groups = user.groups.unwrap_or_default();
         let admin = self
             .admin_group
             .as_ref()
-            .is_some_and(|g| user.groups.iter().flatten().any(|x| x == g));
+            .is_some_and(|g| groups.iter().any(|x| x == g));
         let tenant = match service_account_namespace(&username) {
             Some(ns) => self.tenant_of(ns).await?,
             None => None,
@@ -75,6 +76,7 @@ impl TokenReviewer {
             tenant,
             admin,
             username,
+            groups,
         })
     }
 }
