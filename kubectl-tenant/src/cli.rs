@@ -166,6 +166,8 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+    .args(["plan", "display_name", "enabled"])))]
 pub struct UpdateArgs {
     pub name: String,
     /// Move the tenant to this plan

@@ -93,10 +93,10 @@ fn extract(fields: &Map<String, Value>, live: &Value) -> Option<Value> {
                             picked[f] = v.clone();
                         }
                         out.push(picked);
-                    } else if let Some(v) = key.strip_prefix("v:") {
-                        if serde_json::from_str::<Value>(v).ok().as_ref() == Some(item) {
-                            out.push(item.clone());
-                        }
+                    } else if let Some(v) = key.strip_prefix("v:")
+                        && serde_json::from_str::<Value>(v).ok().as_ref() == Some(item)
+                    {
+                        out.push(item.clone());
                     }
                 }
             }
