@@ -8,7 +8,7 @@ CARGO ?= cargo
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build every binary (landlord, kube-test)
+build: ## Build every binary (landlord, kube-test, kubectl-tenant)
 	$(CARGO) build --workspace --bins
 
 test: ## Run all tests: unit, CRD, kube-test, integration, kubectl, chart, ops; then again on a real control plane
