@@ -16,6 +16,7 @@ mod metrics;
 mod migration;
 mod provisioning;
 mod quotas;
+mod ratelimit;
 mod scale;
 mod steady_state;
 mod suspension;
