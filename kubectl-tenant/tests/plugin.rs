@@ -719,27 +719,33 @@ async fn wait_piped_prints_a_line_per_change_and_ends_on_the_target_or_the_failu
         )
     );
 
-    // Timed out: nothing changes, exit 3 with what was seen last.
+    // Timed out: nothing changes, exit 3 with what was seen last. Whether the watch's first
+    // event came within the second depends on the machine's load, so both endings are exact.
     let end = env
         .run(&["wake", "acme", "--wait", "--timeout", "1s"])
         .await;
-    assert_eq!(
-        (end.code, end.stdout.as_str(), end.stderr.as_str()),
+    let set = "tenant.landlord.dev/acme: spec.state set to Active\n";
+    let seen = format!(
+        "phase Failed, waiting for the operator to see generation {}",
+        g + 1
+    );
+    let timed_out = |last: &str| {
+        format!(
+            "error: timed out after 1s waiting for tenant \"acme\" to reach phase Active (last \
+             seen: {last}); --timeout waits longer\n"
+        )
+    };
+    let endings = [
         (
             3,
-            format!(
-                "tenant.landlord.dev/acme: spec.state set to Active\n\
-                 tenant.landlord.dev/acme: phase Failed, waiting for the operator to see generation {}\n",
-                g + 1
-            )
-            .as_str(),
-            format!(
-                "error: timed out after 1s waiting for tenant \"acme\" to reach phase Active (last \
-                 seen: phase Failed, waiting for the operator to see generation {}); --timeout waits longer\n",
-                g + 1
-            )
-            .as_str()
-        )
+            format!("{set}tenant.landlord.dev/acme: {seen}\n"),
+            timed_out(&seen),
+        ),
+        (3, set.to_string(), timed_out("nothing yet")),
+    ];
+    assert!(
+        endings.contains(&(end.code, end.stdout.clone(), end.stderr.clone())),
+        "{end:?}"
     );
 }
 
