@@ -103,15 +103,17 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// A progress bar on a terminal, plain lines otherwise.
+/// A progress bar on a terminal, plain lines on stdout otherwise.
 enum View {
     Bar(ProgressBar),
     Lines(String),
 }
 
 impl View {
+    /// The bar (drawn on stderr) only when output goes to a terminal: `... --wait | tee log`
+    /// gets the lines.
     fn new(name: &str) -> View {
-        if std::io::stderr().is_terminal() {
+        if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
             let bar = ProgressBar::new_spinner().with_prefix(tenant_ref(name));
             bar.set_style(spinner_style());
             bar.enable_steady_tick(Duration::from_millis(100));
