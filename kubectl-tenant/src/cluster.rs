@@ -94,13 +94,20 @@ fn to_fetched(object: DynamicObject) -> Result<Fetched, Failure> {
     Fetched::from_raw(raw)
 }
 
-/// One tenant; a missing one is the error that says how to find the others.
-pub async fn tenant(client: &Client, name: &str) -> Result<Fetched, Failure> {
+/// One tenant, `None` when there is none of that name.
+pub async fn tenant_opt(client: &Client, name: &str) -> Result<Option<Fetched>, Failure> {
     match tenants(client).get(name).await {
-        Ok(object) => to_fetched(object),
-        Err(e) if failure::is_not_found(&e) => Err(failure::tenant_not_found(name)),
+        Ok(object) => to_fetched(object).map(Some),
+        Err(e) if failure::is_not_found(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// One tenant; a missing one is the error that says how to find the others.
+pub async fn tenant(client: &Client, name: &str) -> Result<Fetched, Failure> {
+    tenant_opt(client, name)
+        .await?
+        .ok_or_else(|| failure::tenant_not_found(name))
 }
 
 /// Every tenant matching `selector`, sorted by name.

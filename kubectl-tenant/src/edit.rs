@@ -105,14 +105,10 @@ fn print_result(
 
 pub async fn create(client: &Client, args: &CreateArgs) -> Result<(), Failure> {
     let name = &args.name;
-    match cluster::tenant(client, name).await {
-        Ok(_) => {
-            return Err(Failure::new(format!(
-                "tenant {name:?} already exists; \"kubectl tenant update {name}\" changes it"
-            )));
-        }
-        Err(e) if e == failure::tenant_not_found(name) => {}
-        Err(e) => return Err(e),
+    if cluster::tenant_opt(client, name).await?.is_some() {
+        return Err(Failure::new(format!(
+            "tenant {name:?} already exists; \"kubectl tenant update {name}\" changes it"
+        )));
     }
     require_plan(client, &args.plan).await?;
     let doc = document(name, None, &create_changes(args));
