@@ -277,7 +277,12 @@ async fn create_and_update_apply_as_kubectl_tenant_and_dry_runs_write_nothing() 
     let bad = env.run(&["create", "Not_A_Name", "--plan", "pro"]).await;
     assert_eq!((bad.code, bad.stdout.as_str()), (1, ""));
     assert!(
-        bad.stderr.starts_with("error: ") && bad.stderr.contains("DNS-1123"),
+        bad.stderr
+            .starts_with("error: Tenant.landlord.dev \"Not_A_Name\" is invalid: ")
+            && bad.stderr.contains(
+                "tenant name must be a DNS-1123 label: lower-case letters, digits and '-', \
+                 starting and ending with a letter or digit"
+            ),
         "{}",
         bad.stderr
     );
