@@ -814,6 +814,23 @@ async fn migrate_wait_follows_the_migration_to_done_failed_or_the_source_gone() 
             format!("error: tenant \"acme\" failed: migration Failed: {why}\n").as_str()
         )
     );
+    // `get` shows the migration's target, progress and last error.
+    let get = env.run(&["get", "acme"]).await;
+    let section: Vec<&str> = get
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "Migration:")
+        .collect();
+    let mut expected = vec![
+        "Migration:",
+        "  Target:        Secret ops/target key kubeconfig (Move)",
+        "  Progress:      Failed [########------------] 40% (4/10 objects)",
+        "  Started at:    2026-11-29T20:00:00Z",
+    ];
+    if schema_has_last_error() {
+        expected.push("  Last error:    the target refused batch 2: check its RBAC");
+    }
+    assert_eq!(section, expected, "{}", get.stdout);
 
     // Move: the source Tenant going away is the end of a move.
     env.status("acme", migration("Migrating", 3, "Cutover", 10))
