@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const PLAN: &str = "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: mover-$ID}\nspec:\n  hard: {pods: 20}\n";
+const PLAN: &str = "apiVersion: landlord.dev/v1alpha1\nkind: TenantQuota\nmetadata: {name: mover-$ID}\nspec:\n  hard: {pods: 20}\n  rates: [{name: api-calls, limit: 100, per: 1m}]\n";
 const SHORTS: [&str; 3] = ["a", "b", "c"];
 /// Objects the tenant holds: 497 ConfigMaps, a Secret, a Service and a Deployment.
 const OBJECTS: usize = 500;
@@ -184,6 +184,19 @@ async fn a_tenant_copies_then_moves_through_kills_and_a_refusing_target() {
         }
         if kill_at.first().is_some_and(|at| p.completed_items >= *at) {
             c.restart_operator();
+            if kill_at.len() == 3 {
+                // A source object changes after it was copied: verification catches it up.
+                let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                    Api::namespaced(c.client.clone(), &format!("{name}-a"));
+                let patch = json!({"data": {"color": "violet"}});
+                api.patch(
+                    "settings-000",
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .unwrap();
+            }
             kill_at.remove(0);
             if kill_at.is_empty() {
                 // The first matching injection wins: the refusal replaces the delay.
@@ -260,6 +273,28 @@ async fn a_tenant_copies_then_moves_through_kills_and_a_refusing_target() {
         assert_eq!(ns.labels().get(landlord::naming::TENANT_LABEL), Some(&name));
     }
 
+    let changed = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        there.clone(),
+        &format!("{name}-a"),
+    )
+    .get("settings-000")
+    .await
+    .unwrap();
+    assert_eq!(changed.data.unwrap()["color"], "violet");
+
+    // Usage this month, and one more object (the caller's ServiceAccount) since the copy.
+    let token = service_account_token(&c.client, &format!("{name}-a"), "worker").await;
+    let call = json!({"dimension": "api-calls", "amount": 7});
+    let (code, body) = engine_call(
+        c.engine_port,
+        "POST",
+        &format!("/v1/tenants/{name}/check"),
+        &token,
+        Some(call),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
     // Move: the source's workloads sleep, what changed is copied, the source goes under its
     // deletion policy (Archive), and the target runs what the source ran.
     c.apply(&tenant(&migrate_to(&secret_name, "Move"))).await;
@@ -291,8 +326,20 @@ async fn a_tenant_copies_then_moves_through_kills_and_a_refusing_target() {
         !web.annotations()
             .contains_key(landlord::controller::hibernate::REPLICAS)
     );
-    let configmaps = archive::export(&there, &namespaces(&name)).await.unwrap();
-    assert_eq!(configmaps.len(), OBJECTS, "nothing lost, nothing twice");
+    let moved = archive::export(&there, &namespaces(&name)).await.unwrap();
+    assert_eq!(moved.len(), OBJECTS + 1, "nothing lost, nothing twice");
+    assert!(
+        moved
+            .iter()
+            .any(|o| o["kind"] == "ServiceAccount" && o["metadata"]["name"] == "worker")
+    );
+    // This month's usage travelled in the ledger.
+    let period = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let ledger = Api::<landlord::api::TenantUsage>::all(there.clone())
+        .get(&format!("{name}-{period}"))
+        .await
+        .unwrap();
+    assert_eq!(ledger.status.unwrap().dimensions["api-calls"].allowed, 7);
     c.finish().await;
 }
 
