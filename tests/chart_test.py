@@ -301,7 +301,8 @@ def check_default_render() -> None:
     assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=5m",
                          "--concurrency=8", "--kube-qps=100", "--kube-burst=200",
-                         "--log-format=text"], c["args"]
+                         "--log-format=text", "--migration-batch=50",
+                         "--migration-parallelism=4"], c["args"]
     assert "command" not in c
     assert c["env"] == [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -399,6 +400,7 @@ def check_values_render() -> None:
         "operator": {"resync": "30s", "concurrency": 16, "kubeQps": 50, "kubeBurst": 60,
                      "logFormat": "json", "logLevel": "debug",
                      "extraArgs": ["--flag=x"], "extraEnv": [{"name": "A", "value": "b"}]},
+        "migration": {"batch": 200, "parallelism": 8},
         "podAnnotations": {"a": "b"},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "k", "operator": "Exists"}],
@@ -420,7 +422,8 @@ def check_values_render() -> None:
     assert c["imagePullPolicy"] == "Always"
     assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
                          "--concurrency=16", "--kube-qps=50", "--kube-burst=60",
-                         "--log-format=json", "--flag=x"], c["args"]
+                         "--log-format=json", "--migration-batch=200",
+                         "--migration-parallelism=8", "--flag=x"], c["args"]
     assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, *ARCHIVE_ENV,
                             {"name": "A", "value": "b"}], c["env"]
     sm = objs[("ServiceMonitor", NAMESPACE, "landlord")]
@@ -571,6 +574,8 @@ def check_schema() -> None:
         "resync not a duration": {"operator": {"resync": "5 minutes"}},
         "resync without a unit": {"operator": {"resync": "300"}},
         "zero concurrency": {"operator": {"concurrency": 0}},
+        "zero migration batch": {"migration": {"batch": 0}},
+        "migration parallelism above 64": {"migration": {"parallelism": 65}},
         "write budget as text": {"operator": {"kubeQps": "fast"}},
         "extraArgs not strings": {"operator": {"extraArgs": [1]}},
         "engine port out of range": {"service": {"enginePort": 70000}},
