@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fmt crds chart ops-test image image-test dev e2e bench bench-scale
+.PHONY: soak help build test lint fmt crds chart ops-test image image-test dev e2e bench bench-scale
 
 # The container image: `make image` tags what the chart runs by default (image.repository,
 # appVersion = the crate's version).
@@ -76,10 +76,14 @@ e2e: ## Integration suites, admission table, kube-test differential and chart ag
 	LANDLORD_E2E=1 $(CARGO) test -p kube-test --test differential
 	python3 tests/chart_test.py --cluster
 
+soak: ## Long reliability runs: the API server gone for 60 s (make test runs 15 s)
+	LANDLORD_OUTAGE_SECS=60 $(CARGO) test -p landlord --test integration outage -- --nocapture
+
 bench: ## Benchmarks, printed as ratios against baselines measured in the same run
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench scale -- --tenants 500
 	$(CARGO) bench --bench archive
+	$(CARGO) bench --bench migration
 
 bench-scale: ## The controller at scale: 10,000 tenants (TENANTS=N for fewer; ARGS=--real for KUBECONFIG)
 	$(CARGO) bench --bench scale -- --tenants $(or $(TENANTS),10000) $(ARGS)

@@ -30,7 +30,12 @@ pub type RequestCounts = Family<RequestLabels, Counter>;
 /// A client for `config` whose requests are counted in `counts` and whose writes (create,
 /// update, patch, delete) wait for a token of `budget`. Reads are not paced: watches are
 /// long-lived and a converged reconcile reads only its caches.
-pub fn client(config: Config, counts: RequestCounts, budget: Arc<Pacer>) -> kube::Result<Client> {
+pub fn client(
+    config: Config,
+    counts: RequestCounts,
+    budget: Arc<Pacer>,
+    health: Arc<ApiHealth>,
+) -> kube::Result<Client> {
     let pace = tower::filter::AsyncFilterLayer::new(move |request: Request<Body>| {
         let budget = budget.clone();
         async move {
@@ -53,11 +58,61 @@ pub fn client(config: Config, counts: RequestCounts, budget: Arc<Pacer>) -> kube
         request
     });
     // The filter clones the service it guards; a buffer makes kube's boxed stack cloneable.
+    // Outermost, so that it sees what the caller sees: an answer, or no API server.
+    let observe = tower::util::MapResultLayer::new(move |result| {
+        health.note(&result);
+        result
+    });
     Ok(ClientBuilder::try_from(config)?
+        .with_layer(&observe)
         .with_layer(&count)
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&pace)
         .build())
+}
+
+/// A status that means the API server (or the proxy or load balancer before it) is not
+/// serving, as opposed to an answer about the request.
+fn unavailable(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
+}
+
+/// Whether the API server answers, as the operator's own requests find it: a watch that
+/// breaks, a request that cannot connect or gets 502–504 marks it failing; any other answer
+/// marks it back. `/readyz` says "degraded" while it fails, and the quota engine keeps
+/// deciding from the limits it holds (fail static).
+#[derive(Debug, Default)]
+pub struct ApiHealth {
+    failing_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl ApiHealth {
+    pub fn answered(&self) {
+        *self.failing_since.lock().expect("not poisoned") = None;
+    }
+
+    pub fn failed(&self) {
+        self.failing_since
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Record what a request got.
+    fn note<B, E>(&self, result: &Result<http::Response<B>, E>) {
+        match result {
+            Ok(r) if !unavailable(r.status()) => self.answered(),
+            _ => self.failed(),
+        }
+    }
+
+    /// How long requests have failed without an answer in between; `None` while it answers.
+    pub fn failing_for(&self) -> Option<std::time::Duration> {
+        self.failing_since
+            .lock()
+            .expect("not poisoned")
+            .map(|since| since.elapsed())
+    }
 }
 
 fn is_write(method: &Method) -> bool {

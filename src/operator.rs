@@ -190,9 +190,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         options.kube_qps,
         options.kube_burst,
     ));
-    let client = crate::kube_client::client(config, metrics.kube_requests.clone(), budget)?;
+    let health = Arc::new(crate::kube_client::ApiHealth::default());
+    let client = crate::kube_client::client(
+        config,
+        metrics.kube_requests.clone(),
+        budget,
+        health.clone(),
+    )?;
     let ready = Arc::new(AtomicBool::new(false));
-    serve_metrics(&options, &metrics, ready.clone()).await?;
+    serve_metrics(&options, &metrics, ready.clone(), health).await?;
     let mut leading = if options.leader_elect {
         Some(lead(client.clone(), &options).await?)
     } else {
@@ -264,7 +270,8 @@ impl Operator {
 pub async fn start(client: Client, options: &Options) -> anyhow::Result<Operator> {
     let engine = Arc::new(Engine::new(options.dimensions.clone()));
     let metrics = Metrics::new(vec![Box::new(QuotaMetrics::new(&engine))]);
-    serve_metrics(options, &metrics, Arc::new(AtomicBool::new(true))).await?;
+    let health = Arc::new(crate::kube_client::ApiHealth::default());
+    serve_metrics(options, &metrics, Arc::new(AtomicBool::new(true)), health).await?;
     start_with(client, options, engine, metrics).await
 }
 
@@ -291,24 +298,44 @@ async fn serve_metrics(
     options: &Options,
     metrics: &Metrics,
     ready: Arc<AtomicBool>,
+    health: Arc<crate::kube_client::ApiHealth>,
 ) -> anyhow::Result<()> {
     let metrics = metrics.clone();
-    let app = Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                match ready.load(Ordering::Relaxed) {
-                    true => (axum::http::StatusCode::OK, "ready"),
-                    false => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "waiting for the leader lease",
-                    ),
-                }
-            }),
-        );
+    let app =
+        Router::new()
+            .route("/metrics", get(move || async move { metrics.render() }))
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || async move {
+                    readiness(ready.load(Ordering::Relaxed), health.failing_for())
+                }),
+            );
     serve("metrics", options.metrics_addr, app).await
+}
+
+/// How long the API server may fail to answer before `/readyz` calls the replica degraded.
+const DEGRADED_AFTER: Duration = Duration::from_secs(5);
+
+/// `/readyz`: 503 while this replica stands by; 200 once it leads, with "degraded" while the
+/// API server does not answer. A degraded leader stays ready on purpose: its quota engine
+/// keeps deciding from the limits it holds (fail static), and a 503 would take the engine's
+/// traffic away with nowhere to send it.
+fn readiness(leading: bool, failing_for: Option<Duration>) -> (axum::http::StatusCode, String) {
+    match (leading, failing_for) {
+        (false, _) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the leader lease".into(),
+        ),
+        (true, Some(d)) if d >= DEGRADED_AFTER => (
+            axum::http::StatusCode::OK,
+            format!(
+                "degraded: the API server has not answered for {} s; the quota engine decides from the limits it holds, and tenants are reconciled again once it answers",
+                d.as_secs()
+            ),
+        ),
+        (true, _) => (axum::http::StatusCode::OK, "ready".into()),
+    }
 }
 
 async fn start_with(
@@ -402,4 +429,26 @@ async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Res
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_is_503_on_a_standby_and_degraded_only_after_a_lasting_outage() {
+        use axum::http::StatusCode;
+        assert_eq!(readiness(false, None).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(readiness(true, None), (StatusCode::OK, "ready".into()));
+        assert_eq!(
+            readiness(true, Some(Duration::from_secs(2))),
+            (StatusCode::OK, "ready".into())
+        );
+        let (code, body) = readiness(true, Some(Duration::from_secs(61)));
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            body.starts_with("degraded: the API server has not answered for 61 s"),
+            "{body}"
+        );
+    }
 }

@@ -125,30 +125,105 @@ pub fn service_account_namespace(username: &str) -> Option<&str> {
 #[async_trait]
 impl Authenticator for TokenReviewer {
     async fn authenticate(&self, bearer: &str) -> Result<Caller, AuthError> {
-        if let Some((answer, at)) = self.cache.lock().expect("not poisoned").get(bearer) {
-            // A caller without a tenant may be in a namespace the operator is provisioning
-            // right now: asked again soon, like a refusal.
-            let settled = answer.as_ref().is_ok_and(|c| c.tenant.is_some() || c.admin);
-            let ttl = if settled { TTL } else { NEGATIVE_TTL };
-            if at.elapsed() < ttl {
-                return answer.clone();
-            }
+        let cached = self
+            .cache
+            .lock()
+            .expect("not poisoned")
+            .get(bearer)
+            .cloned();
+        if let Some((answer, at)) = &cached
+            && at.elapsed() < ttl_of(answer)
+        {
+            return answer.clone();
         }
-        let answer = self.review(bearer).await;
-        if !matches!(answer, Err(AuthError::Unavailable(_))) {
+        let (answer, keep) = after_review(cached, self.review(bearer).await, Instant::now());
+        if let Some(entry) = keep {
             let mut cache = self.cache.lock().expect("not poisoned");
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }
-            cache.insert(bearer.to_string(), (answer.clone(), Instant::now()));
+            cache.insert(bearer.to_string(), entry);
         }
         answer
+    }
+}
+
+/// A caller with a tenant (or an admin) is settled; one without may be in a namespace the
+/// operator is provisioning right now, so it is asked again soon, like a refusal.
+fn ttl_of(answer: &Result<Caller, AuthError>) -> Duration {
+    let settled = answer.as_ref().is_ok_and(|c| c.tenant.is_some() || c.admin);
+    if settled { TTL } else { NEGATIVE_TTL }
+}
+
+/// How soon a caller kept through an outage is reviewed again.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// What a review's answer means for the caller and for the cache. An API server that cannot
+/// be asked does not revoke a caller it verified before (fail static, as the engine's limits
+/// are): the old answer stands, and is asked again after [`RECHECK`]. Without one, the
+/// caller gets the failure (503) and nothing is cached, so the next call asks again.
+fn after_review(
+    cached: Option<Cached>,
+    answer: Result<Caller, AuthError>,
+    now: Instant,
+) -> (Result<Caller, AuthError>, Option<Cached>) {
+    match answer {
+        Err(AuthError::Unavailable(_)) => match cached {
+            Some((Ok(caller), _)) if ttl_of(&Ok(caller.clone())) == TTL => {
+                let at = now.checked_sub(TTL - RECHECK).unwrap_or(now);
+                (Ok(caller.clone()), Some((Ok(caller), at)))
+            }
+            _ => (answer, None),
+        },
+        answer => (answer.clone(), Some((answer, now))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn caller(tenant: Option<&str>) -> Caller {
+        Caller {
+            tenant: tenant.map(str::to_string),
+            admin: false,
+            username: "system:serviceaccount:acme-app:worker".into(),
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn an_unreachable_api_server_keeps_verified_callers_and_nothing_else() {
+        let now = Instant::now();
+        let down = || Err(AuthError::Unavailable("connection refused".into()));
+        // A verified caller stays verified, and is asked again in RECHECK.
+        let old = now.checked_sub(Duration::from_secs(120)).unwrap_or(now);
+        let (answer, kept) = after_review(Some((Ok(caller(Some("acme"))), old)), down(), now);
+        assert_eq!(answer.unwrap().tenant.as_deref(), Some("acme"));
+        let (_, at) = kept.unwrap();
+        assert_eq!(
+            ttl_of(&Ok(caller(Some("acme")))) - now.duration_since(at),
+            RECHECK
+        );
+        // Never verified, refused, or without a tenant: the failure, nothing cached.
+        for cached in [
+            None,
+            Some((Err(AuthError::InvalidToken), old)),
+            Some((Ok(caller(None)), old)),
+        ] {
+            let (answer, kept) = after_review(cached, down(), now);
+            assert!(matches!(answer, Err(AuthError::Unavailable(_))));
+            assert!(kept.is_none());
+        }
+        // An answer is an answer: a refusal replaces what was verified.
+        let (answer, kept) = after_review(
+            Some((Ok(caller(Some("acme"))), old)),
+            Err(AuthError::InvalidToken),
+            now,
+        );
+        assert!(matches!(answer, Err(AuthError::InvalidToken)));
+        assert_eq!(kept.unwrap().1, now);
+    }
 
     #[test]
     fn only_namespaces_in_the_tenants_status_count() {

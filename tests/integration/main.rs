@@ -14,6 +14,7 @@ mod leader;
 mod life;
 mod metrics;
 mod migration;
+mod outage;
 mod provisioning;
 mod quotas;
 mod ratelimit;

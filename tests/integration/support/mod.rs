@@ -47,6 +47,8 @@ pub struct Cluster {
     pub metrics_port: u16,
     /// Flags every operator start of this test adds (`extra_args`).
     extra: Vec<String>,
+    /// The kubeconfig the operator uses, when not the test's (`operator_kubeconfig`).
+    operator_kubeconfig: Option<PathBuf>,
     _dir: TempDir,
 }
 
@@ -91,6 +93,7 @@ impl Cluster {
             engine_port,
             metrics_port,
             extra: Vec::new(),
+            operator_kubeconfig: None,
             _dir: dir,
         };
         cluster.restart_operator();
@@ -145,7 +148,12 @@ impl Cluster {
             .args(["--archive-key-secret", &self.key_secret()])
             .args(["--purge-interval", "1s", "--retention-day", "4s"])
             .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env(
+                "KUBECONFIG",
+                self.operator_kubeconfig
+                    .as_ref()
+                    .unwrap_or(&self.kubeconfig),
+            )
             // LANDLORD_TEST_LOG=debug shows what the operators do (on stderr).
             .env(
                 "RUST_LOG",
@@ -153,6 +161,39 @@ impl Cluster {
             )
             .stdout(Stdio::null());
         command
+    }
+
+    /// The kubeconfig later operator starts use (one through a proxy, say); the test's own
+    /// client keeps its direct one.
+    pub fn operator_kubeconfig(&mut self, path: PathBuf) {
+        self.operator_kubeconfig = Some(path);
+    }
+
+    /// A file in this test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self._dir.0.join(name)
+    }
+
+    pub fn operator_pid(&self) -> u32 {
+        self.operator.id()
+    }
+
+    /// SIGTERM the operator, as Kubernetes stops a pod, and wait for it to exit: its exit
+    /// status, or a failure after [`DEADLINE`].
+    pub fn terminate_operator(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.operator.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.operator.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the operator ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Flags added to every later operator start (the next `restart_operator`).
