@@ -46,8 +46,8 @@ import time  # noqa: E402
 
 REPOSITORY = "ghcr.io/landlord-dev/landlord"
 # The image measured 25.3 and then 25.8 MiB (the binary 25.6 MiB, the CA bundle 0.2 MiB) as
-# this was written; a bound a little above it catches a debug build, the `dev` feature or a base image
-# sneaking in.
+# this was written; a bound a little above it catches a debug build, the `dev` feature or a
+# base image sneaking in.
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 CONTAINER = "landlord-image-test"
 
