@@ -1,8 +1,8 @@
 # The landlord operator as a container image: one static binary and the CA certificates it
 # needs for S3 over TLS, on `scratch`. Nothing else: no shell, no package manager, no libc.
 #
-#   docker build -t ghcr.io/landlord-dev/landlord:0.1.0 .      # builds from source (stage `source`)
-#   make image                                                 # packages a binary built outside (stage `prebuilt`)
+#   docker build -t ghcr.io/landlord-dev/landlord:0.1.0 .   # from source (stage `source`)
+#   make image          # a binary built outside, packaged by podman (stage `prebuilt`)
 #
 # Two ways to fill the image, with the same metadata, user and entrypoint (stage `runtime`):
 # - `source` (the default, last stage): compiles a static musl binary in a public Rust image.
