@@ -12,6 +12,8 @@ mod catalog;
 mod error;
 mod fields;
 mod hooks;
+mod pod_security;
+mod policy;
 mod proto;
 mod proto_json;
 pub mod quantity;

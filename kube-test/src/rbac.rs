@@ -68,7 +68,7 @@ fn cluster_role_rules(state: &State, name: &str, seen: &mut Vec<String>) -> Vec<
     rules
 }
 
-fn label_selector_from_json(sel: &Value) -> LabelSelector {
+pub fn label_selector_from_json(sel: &Value) -> LabelSelector {
     let mut parts = vec![];
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
         for (k, v) in m {
@@ -186,6 +186,235 @@ pub fn authorize(state: &State, user: &UserInfo, a: &Attrs) -> bool {
         }
     }
     false
+}
+
+/// The rules `user` holds in `namespace` (cluster-wide ones only when it is empty).
+fn rules_of(state: &State, user: &UserInfo, namespace: &str) -> Vec<Value> {
+    if user.groups.iter().any(|g| g == "system:masters") {
+        return vec![
+            json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}),
+            json!({"nonResourceURLs": ["*"], "verbs": ["*"]}),
+        ];
+    }
+    let rbac = "rbac.authorization.k8s.io".to_string();
+    let bound = |b: &Value| {
+        b["subjects"]
+            .as_array()
+            .is_some_and(|ss| ss.iter().any(|s| subject_matches(s, user)))
+    };
+    let mut rules = Vec::new();
+    if let Some(crbs) = state
+        .objects
+        .get(&(rbac.clone(), "clusterrolebindings".to_string()))
+    {
+        for b in crbs.values().filter(|b| bound(b)) {
+            let role = b.pointer("/roleRef/name").and_then(Value::as_str);
+            rules.extend(cluster_role_rules(
+                state,
+                role.unwrap_or_default(),
+                &mut vec![],
+            ));
+        }
+    }
+    if namespace.is_empty() {
+        return rules;
+    }
+    if let Some(rbs) = state
+        .objects
+        .get(&(rbac.clone(), "rolebindings".to_string()))
+    {
+        for ((ns, _), b) in rbs.range((namespace.to_string(), String::new())..) {
+            if ns != namespace {
+                break;
+            }
+            if bound(b) {
+                rules.extend(role_ref_rules(state, namespace, &b["roleRef"]));
+            }
+        }
+    }
+    rules
+}
+
+/// The rules a binding's `roleRef` grants in `namespace`.
+fn role_ref_rules(state: &State, namespace: &str, role_ref: &Value) -> Vec<Value> {
+    let name = role_ref["name"].as_str().unwrap_or_default();
+    if role_ref["kind"] == "ClusterRole" {
+        return cluster_role_rules(state, name, &mut vec![]);
+    }
+    let roles = ("rbac.authorization.k8s.io".to_string(), "roles".to_string());
+    state
+        .get_obj(&roles, namespace, name)
+        .and_then(|r| r["rules"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// A rule broken into one rule per verb, group, resource and name (or URL), as the real
+/// server's escalation check does before it looks for what is not covered.
+fn atoms(rule: &Value) -> Vec<Value> {
+    let verbs = strs(&rule["verbs"]);
+    let urls = strs(&rule["nonResourceURLs"]);
+    if !urls.is_empty() {
+        return urls
+            .iter()
+            .flat_map(|u| {
+                verbs
+                    .iter()
+                    .map(move |v| json!({"nonResourceURLs": [u], "verbs": [v]}))
+            })
+            .collect();
+    }
+    let names = strs(&rule["resourceNames"]);
+    let mut out = Vec::new();
+    for g in strs(&rule["apiGroups"]) {
+        for r in strs(&rule["resources"]) {
+            for v in &verbs {
+                let atom = json!({"apiGroups": [g], "resources": [r], "verbs": [v]});
+                if names.is_empty() {
+                    out.push(atom.clone());
+                }
+                for n in &names {
+                    let mut a = atom.clone();
+                    a["resourceNames"] = json!([n]);
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn covers(owner: &Value, atom: &Value) -> bool {
+    let has = |list: &Value, x: &str| strs(list).iter().any(|o| *o == "*" || *o == x);
+    let one = |k: &str| strs(&atom[k]).first().copied().unwrap_or_default();
+    if !has(&owner["verbs"], one("verbs")) {
+        return false;
+    }
+    if atom.get("nonResourceURLs").is_some() {
+        let url = one("nonResourceURLs");
+        return strs(&owner["nonResourceURLs"])
+            .iter()
+            .any(|o| *o == url || o.strip_suffix('*').is_some_and(|p| url.starts_with(p)));
+    }
+    if !has(&owner["apiGroups"], one("apiGroups")) {
+        return false;
+    }
+    let resource = one("resources");
+    let resource_ok = strs(&owner["resources"]).iter().any(|o| {
+        *o == "*"
+            || *o == resource
+            || match (o.split_once('/'), resource.split_once('/')) {
+                (Some(("*", os)), Some((_, rs))) => os == rs,
+                (Some((or, "*")), Some((rr, _))) => or == rr,
+                _ => false,
+            }
+    });
+    let names = strs(&owner["resourceNames"]);
+    resource_ok
+        && (names.is_empty()
+            || strs(&atom["resourceNames"])
+                .iter()
+                .any(|n| names.contains(n)))
+}
+
+/// `{APIGroups:["*"], Resources:["*"], Verbs:["*"]}`, as the real server lists rules.
+fn compact(atom: &Value) -> String {
+    let list = |k: &str| {
+        strs(&atom[k])
+            .iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if atom.get("nonResourceURLs").is_some() {
+        return format!(
+            "{{NonResourceURLs:[{}], Verbs:[{}]}}",
+            list("nonResourceURLs"),
+            list("verbs")
+        );
+    }
+    let names = if atom.get("resourceNames").is_some() {
+        format!(", ResourceNames:[{}]", list("resourceNames"))
+    } else {
+        String::new()
+    };
+    format!(
+        "{{APIGroups:[{}], Resources:[{}]{names}, Verbs:[{}]}}",
+        list("apiGroups"),
+        list("resources"),
+        list("verbs")
+    )
+}
+
+/// RBAC's escalation check for a Role, ClusterRole, RoleBinding or ClusterRoleBinding that
+/// `user` writes: a binding needs `bind` on its role or every permission the role grants; a
+/// role needs `escalate` or every permission it lists. The refusal's message, if refused.
+pub fn escalation(
+    state: &State,
+    user: &UserInfo,
+    kind: &str,
+    namespace: &str,
+    object: &Value,
+) -> Option<String> {
+    if user.groups.iter().any(|g| g == "system:masters") {
+        return None;
+    }
+    let group = "rbac.authorization.k8s.io";
+    let (verb, resource, name, granted) = match kind {
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let role_ref = &object["roleRef"];
+            let resource = if role_ref["kind"] == "ClusterRole" {
+                "clusterroles"
+            } else {
+                "roles"
+            };
+            let name = role_ref["name"].as_str().unwrap_or_default();
+            (
+                "bind",
+                resource,
+                name,
+                role_ref_rules(state, namespace, role_ref),
+            )
+        }
+        "Role" | "ClusterRole" => {
+            let plural = if kind == "Role" {
+                "roles"
+            } else {
+                "clusterroles"
+            };
+            let name = meta(object, "name").unwrap_or_default();
+            let rules = object["rules"].as_array().cloned().unwrap_or_default();
+            ("escalate", plural, name, rules)
+        }
+        _ => return None,
+    };
+    let attrs = Attrs {
+        verb,
+        group,
+        resource,
+        subresource: "",
+        namespace,
+        name,
+    };
+    if authorize(state, user, &attrs) {
+        return None;
+    }
+    let held = rules_of(state, user, namespace);
+    let missing: Vec<String> = granted
+        .iter()
+        .flat_map(atoms)
+        .filter(|a| !held.iter().any(|h| covers(h, a)))
+        .map(|a| compact(&a))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let groups: Vec<String> = user.groups.iter().map(|g| format!("{g:?}")).collect();
+    Some(format!(
+        "user {:?} (groups=[{}]) is attempting to grant RBAC permissions not currently held:\n{}",
+        user.username,
+        groups.join(" "),
+        missing.join("\n")
+    ))
 }
 
 /// The real server's message for a denied request.

@@ -804,6 +804,7 @@ async fn resource_request(
         strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
         subresource: t.sub.clone(),
         keep_managed: false,
+        user: Some(user.clone()),
     };
     let parse_body = || -> Result<Value, ApiError> {
         if body.is_empty() {
@@ -978,6 +979,7 @@ async fn resource_request(
                     || b["dryRun"]
                         .as_array()
                         .is_some_and(|a| a.iter().any(|x| x == "All")),
+                user: Some(user.clone()),
             };
             if dopts.propagation.is_none()
                 && let Some(orphan) = b["orphanDependents"]

@@ -4,7 +4,7 @@ use crate::fields::Ctx;
 use crate::resources::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::ssa::{self, Scope};
-use crate::{quota, schema};
+use crate::{policy, quota, schema};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -106,6 +106,9 @@ pub struct WriteOpts {
     pub subresource: Option<String>,
     /// Keep the managedFields of the object (server-side apply computed them).
     pub keep_managed: bool,
+    /// Who asks, for the admission checks that depend on it (RBAC escalation, Pod Security
+    /// does not, ValidatingAdmissionPolicies); `None` for the server's own writes.
+    pub user: Option<UserInfo>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -114,6 +117,9 @@ pub struct DeleteOpts {
     pub uid: Option<String>,
     pub rv: Option<String>,
     pub dry_run: bool,
+    /// Who asks (ValidatingAdmissionPolicies); `None` for the server's own deletions
+    /// (garbage collection, namespace termination), which admission does not see.
+    pub user: Option<UserInfo>,
 }
 
 pub struct State {
@@ -762,6 +768,22 @@ impl State {
             m.remove("status");
         }
         self.admit_kind(def, &ns, &mut obj, None, opts, name_causes)?;
+        if let Some(user) = &opts.user {
+            policy::admit(
+                self,
+                &policy::Request {
+                    operation: "CREATE",
+                    user,
+                    def,
+                    subresource: opts.subresource.as_deref(),
+                    namespace: &ns,
+                    name: &name,
+                    object: Some(&obj),
+                    old: None,
+                    dry_run: opts.dry_run,
+                },
+            )?;
+        }
         if def.namespaced
             && def.group.is_empty()
             && matches!(def.plural.as_str(), "pods" | "persistentvolumeclaims")
@@ -876,6 +898,12 @@ impl State {
                     return Err(ApiError::invalid(&def.kind, "", &name, causes));
                 }
                 quota::default_pod(self, ns, obj);
+                let level = self
+                    .get_obj(&("".into(), "namespaces".into()), "", ns)
+                    .and_then(crate::pod_security::enforced_level);
+                if let Some(refusal) = level.and_then(|l| crate::pod_security::check(l, obj)) {
+                    return Err(ApiError::forbidden("", "pods", &name, &refusal));
+                }
                 if obj.get("status").is_none_or(|s| s.get("phase").is_none()) {
                     obj["status"] = json!({"phase": "Pending", "qosClass": quota::qos_class(obj)});
                 }
@@ -920,6 +948,19 @@ impl State {
                     obj["spec"]["replicas"] = json!(1);
                 }
             }
+            ("rbac.authorization.k8s.io", kind @ ("Role" | "ClusterRole"))
+                if opts.user.is_some() =>
+            {
+                let user = opts.user.as_ref().expect("checked");
+                if let Some(refusal) = crate::rbac::escalation(self, user, kind, ns, obj) {
+                    return Err(ApiError::forbidden(
+                        &def.group,
+                        &def.plural,
+                        &name,
+                        &refusal,
+                    ));
+                }
+            }
             ("rbac.authorization.k8s.io", "RoleBinding")
             | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
                 let rr = obj.get("roleRef").cloned().unwrap_or(Value::Null);
@@ -935,6 +976,16 @@ impl State {
                             "FieldValueRequired",
                             "Required value",
                         )],
+                    ));
+                }
+                if let Some(user) = &opts.user
+                    && let Some(refusal) = crate::rbac::escalation(self, user, &def.kind, ns, obj)
+                {
+                    return Err(ApiError::forbidden(
+                        &def.group,
+                        &def.plural,
+                        &name,
+                        &refusal,
                     ));
                 }
                 if let Some(old) = old
@@ -1298,6 +1349,22 @@ impl State {
             }
         }
         self.admit_kind(def, ns, &mut cand, Some(&old), opts, vec![])?;
+        if let Some(user) = &opts.user {
+            policy::admit(
+                self,
+                &policy::Request {
+                    operation: "UPDATE",
+                    user,
+                    def,
+                    subresource: opts.subresource.as_deref(),
+                    namespace: ns,
+                    name,
+                    object: Some(&cand),
+                    old: Some(&old),
+                    dry_run: opts.dry_run,
+                },
+            )?;
+        }
         if def.namespaced && meta(&cand, "deletionTimestamp").is_none() {
             quota::admit_update(self, def, ns, name, &old, &cand)?;
         }
@@ -1856,6 +1923,22 @@ impl State {
                     meta(&obj, "resourceVersion").unwrap_or_default()
                 ),
             ));
+        }
+        if let Some(user) = &opts.user {
+            policy::admit(
+                self,
+                &policy::Request {
+                    operation: "DELETE",
+                    user,
+                    def,
+                    subresource: None,
+                    namespace: ns,
+                    name,
+                    object: None,
+                    old: Some(&obj),
+                    dry_run: opts.dry_run,
+                },
+            )?;
         }
         if opts.dry_run {
             return Ok(Self::present(def, &obj));
