@@ -19,7 +19,7 @@ pub mod run;
 pub mod status;
 pub mod validate;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ pub struct Context {
     pub archives: Option<Arc<archiving::Archives>>,
     /// The plan of each running migration, so that its batches do not export it again.
     migration_plans: Mutex<HashMap<String, Arc<migrating::Planned>>>,
+    /// Per tenant, the owned objects its last reconcile found in place: one gone since was
+    /// deleted by someone else, and is reported when restored (`OwnedSet::tampered`).
+    owned_seen: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Context {
@@ -74,6 +77,7 @@ impl Context {
             metering: None,
             archives: None,
             migration_plans: Mutex::default(),
+            owned_seen: Mutex::default(),
         }
     }
 
@@ -162,8 +166,26 @@ impl Context {
         );
     }
 
+    /// The owned objects `tenant`'s last reconcile found in place.
+    fn owned_seen(&self, tenant: &str) -> BTreeSet<String> {
+        let seen = self.owned_seen.lock().expect("not poisoned");
+        seen.get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// Record the owned objects found in place (empty: forget them, as when the tenant's
+    /// namespaces are packed away and their objects go with them).
+    fn saw_owned(&self, tenant: &str, keys: BTreeSet<String>) {
+        let mut seen = self.owned_seen.lock().expect("not poisoned");
+        if keys.is_empty() {
+            seen.remove(tenant);
+        } else {
+            seen.insert(tenant.to_string(), keys);
+        }
+    }
+
     /// Forget a deleted tenant.
     fn forget(&self, tenant: &str) {
+        self.saw_owned(tenant, BTreeSet::new());
         self.written.lock().expect("not poisoned").remove(tenant);
         self.metrics.tenant_status.forget(tenant);
     }

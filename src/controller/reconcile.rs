@@ -164,12 +164,15 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     namespaces::apply_all(ctx, &desired.namespaces, &world.namespaces).await?;
     let tenant_hard = plan.hard.clone().unwrap_or_default();
     let quotas = rollout::roll_out(ctx, &world, &desired.quotas, &tenant_hard).await?;
-    owned_set(&world, &desired, &quotas)
-        .apply(&ctx.client)
-        .await?;
-    owned_set(&world, &desired, &quotas)
-        .delete_orphans(&ctx.client)
-        .await?;
+    let owned = owned_set(&world, &desired, &quotas);
+    let tampered = owned.tampered(&ctx.owned_seen(&tenant.name_any()));
+    owned.apply(&ctx.client).await?;
+    owned.delete_orphans(&ctx.client).await?;
+    ctx.saw_owned(&tenant.name_any(), owned.live_wanted());
+    for t in tampered {
+        let (note, action) = (t.note(), t.action());
+        status::publish_for(ctx, tenant, EventType::Warning, "Restored", &action, note).await;
+    }
     namespaces::end_unwanted(
         ctx,
         &desired.namespaces,
@@ -268,6 +271,8 @@ fn unrestored_archive(tenant: &Tenant) -> Option<ArchiveStatus> {
 /// Archive (export, seal, store, verify, record), then delete the namespaces, then stay
 /// `Archived`. Each part records its progress before the next begins.
 async fn pack(ctx: &Context, tenant: &Tenant, step: &Step, world: &World) -> Result<Action, Error> {
+    // The objects go with the namespaces: their absence after a restore is no one's doing.
+    ctx.saw_owned(&tenant.name_any(), Default::default());
     let namespaces: Vec<String> = world.namespaces.iter().map(|n| n.name_any()).collect();
     let mut record = None;
     if *step == Step::Archive {

@@ -11,7 +11,7 @@ pub mod namespaces;
 pub mod owned;
 pub mod rollout;
 
-pub use owned::OwnedSet;
+pub use owned::{OwnedSet, Tampered};
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -60,6 +60,14 @@ fn same_quantity(a: &str, b: &str) -> bool {
     }
 }
 
+/// The `landlord.dev/applied` hash an object carries.
+fn applied_hash(v: &Value) -> Option<&Value> {
+    v.pointer(&format!(
+        "/metadata/annotations/{}",
+        APPLIED.replace('/', "~1")
+    ))
+}
+
 /// Whether applying `desired` (already stamped) over `live` would change anything.
 pub fn needs_apply<K: Serialize>(desired: &K, live: Option<&K>) -> bool {
     let Some(live) = live else { return true };
@@ -67,14 +75,17 @@ pub fn needs_apply<K: Serialize>(desired: &K, live: Option<&K>) -> bool {
         serde_json::to_value(desired).expect("serialises"),
         serde_json::to_value(live).expect("serialises"),
     );
-    let hash = |v: &Value| {
-        v.pointer(&format!(
-            "/metadata/annotations/{}",
-            APPLIED.replace('/', "~1")
-        ))
-        .cloned()
-    };
-    hash(&live) != hash(&desired) || !contains(&live, &desired)
+    applied_hash(&live) != applied_hash(&desired) || !contains(&live, &desired)
+}
+
+/// Whether someone else changed `live`: it carries the hash of `desired` (already stamped),
+/// so Landlord applied exactly this, yet no longer holds every field of it.
+pub fn changed_by_others<K: Serialize>(desired: &K, live: &K) -> bool {
+    let (desired, live) = (
+        serde_json::to_value(desired).expect("serialises"),
+        serde_json::to_value(live).expect("serialises"),
+    );
+    applied_hash(&live) == applied_hash(&desired) && !contains(&live, &desired)
 }
 
 /// Apply `desired` unless `live` already matches it. Returns whether a write was sent.
@@ -151,5 +162,24 @@ mod tests {
         stamp(&mut changed);
         assert!(needs_apply(&changed, Some(&cm)));
         assert!(needs_apply(&cm, None));
+    }
+
+    /// An edit to an object Landlord applied is someone else's; a change of what Landlord
+    /// wants is not.
+    #[test]
+    fn an_edit_under_our_hash_is_someone_elses() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let mut cm = ConfigMap {
+            data: Some([("a".to_string(), "b".to_string())].into()),
+            ..Default::default()
+        };
+        stamp(&mut cm);
+        assert!(!changed_by_others(&cm, &cm.clone()));
+        let mut edited = cm.clone();
+        edited.data = Some([("a".to_string(), "z".to_string())].into());
+        assert!(changed_by_others(&cm, &edited));
+        let mut wanted = edited.clone();
+        stamp(&mut wanted);
+        assert!(!changed_by_others(&wanted, &cm));
     }
 }

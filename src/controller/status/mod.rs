@@ -8,7 +8,7 @@ pub mod write;
 pub use next::{
     Metered, archive_failed, packing, plan_not_found, provisioned, refused, with_condition,
 };
-pub use write::{publish, write};
+pub use write::{publish, publish_for, write};
 
 use std::collections::BTreeMap;
 
