@@ -208,8 +208,9 @@ def by_key(docs: list[dict]) -> dict[tuple[str, str, str], dict]:
 
 # Helm's install order for the kinds we render.
 KIND_ORDER = ["Namespace", "CustomResourceDefinition", "ServiceAccount", "PersistentVolumeClaim",
-              "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
-              "ServiceMonitor"]
+              "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+              "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Service",
+              "Deployment", "ServiceMonitor"]
 
 
 def install_yaml() -> str:
@@ -272,7 +273,23 @@ def check_default_render() -> None:
         ("RoleBinding", NAMESPACE, "landlord"),
         ("Service", NAMESPACE, "landlord"),
         ("ServiceAccount", NAMESPACE, "landlord"),
+        ("ValidatingAdmissionPolicy", "", "landlord-protected-tenants"),
+        ("ValidatingAdmissionPolicy", "", "landlord-tenant-namespaces"),
+        ("ValidatingAdmissionPolicyBinding", "", "landlord-protected-tenants"),
+        ("ValidatingAdmissionPolicyBinding", "", "landlord-tenant-namespaces"),
     ]), sorted(objs)
+    # The policies exempt exactly the operator's ServiceAccount and deny through their
+    # bindings; tests/integration/privileges.rs shows what they refuse on a server.
+    landlord = "system:serviceaccount:landlord-system:landlord"
+    for name in ("landlord-protected-tenants", "landlord-tenant-namespaces"):
+        policy = objs[("ValidatingAdmissionPolicy", "", name)]["spec"]
+        assert policy["failurePolicy"] == "Fail"
+        assert {"name": "not-landlord",
+                "expression": f'request.userInfo.username != "{landlord}"'} \
+            in policy["matchConditions"], policy["matchConditions"]
+        assert [v["reason"] for v in policy["validations"]] == ["Forbidden"]
+        binding = objs[("ValidatingAdmissionPolicyBinding", "", name)]["spec"]
+        assert binding == {"policyName": name, "validationActions": ["Deny"]}, binding
     for k, obj in objs.items():
         labels = obj["metadata"]["labels"]
         assert {n: labels.get(n) for n in STANDARD_LABELS} == STANDARD_LABELS, (k, labels)
@@ -409,7 +426,9 @@ def check_values_render() -> None:
         "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
         "dashboards": {"enabled": True, "annotations": {"grafana_folder": "Landlord"}},
         "examples": {"enabled": True},
+        "admissionPolicy": {"enabled": False},
     }))
+    assert not [k for k in objs if k[0].startswith("ValidatingAdmissionPolicy")], sorted(objs)
     dep = objs[("Deployment", NAMESPACE, "landlord")]["spec"]
     assert dep["replicas"] == 0
     pod = dep["template"]
@@ -475,7 +494,17 @@ def check_values_render() -> None:
                                "rbac": {"create": False}}))
     assert sorted(objs) == [("Deployment", NAMESPACE, "landlord"),
                             ("PersistentVolumeClaim", NAMESPACE, "landlord-archives"),
-                            ("Service", NAMESPACE, "landlord")], sorted(objs)
+                            ("Service", NAMESPACE, "landlord"),
+                            ("ValidatingAdmissionPolicy", "", "landlord-protected-tenants"),
+                            ("ValidatingAdmissionPolicy", "", "landlord-tenant-namespaces"),
+                            ("ValidatingAdmissionPolicyBinding", "", "landlord-protected-tenants"),
+                            ("ValidatingAdmissionPolicyBinding", "", "landlord-tenant-namespaces"),
+                            ], sorted(objs)
+    # The admission policies exempt the ServiceAccount the operator runs as.
+    conditions = objs[("ValidatingAdmissionPolicy", "", "landlord-tenant-namespaces")]["spec"][
+        "matchConditions"]
+    assert conditions[-1]["expression"] == \
+        'request.userInfo.username != "system:serviceaccount:landlord-system:ops"', conditions
     assert objs[("Deployment", NAMESPACE, "landlord")]["spec"]["template"]["spec"][
         "serviceAccountName"] == "ops"
     with helm.Chart.load(str(CHART)) as chart:
@@ -663,7 +692,7 @@ def check_install_yaml() -> None:
     assert not (missing or extra or changed), (
         f"manifests/install.yaml is stale (missing {missing}, extra {extra}, changed {changed}); "
         "run python3 tests/chart_test.py --update")
-    assert len(actual) == 3 + 1 + 8, len(actual)
+    assert len(actual) == 3 + 1 + 8 + 4, len(actual)
     # Namespace and CRDs first, so a single `kubectl apply` works.
     assert [d["kind"] for d in actual[:4]] == ["Namespace"] + ["CustomResourceDefinition"] * 3
 
