@@ -9,12 +9,14 @@ mod support;
 mod admission_table;
 
 mod admission;
+mod crashes;
 mod engine;
 mod leader;
 mod life;
 mod metrics;
 mod migration;
 mod outage;
+mod privileges;
 mod provisioning;
 mod quotas;
 mod ratelimit;
