@@ -1,5 +1,6 @@
 //! `cargo bench --bench engine`: the quota engine against `governor`, its memory per
-//! (tenant, dimension), and its HTTP API on loopback. Prints plain lines; a few seconds.
+//! (tenant, dimension), its HTTP API on loopback, and Envoy's rate limit service (gRPC) on
+//! loopback against the HTTP figures of the same run. Prints plain lines; a few seconds.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -8,12 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use governor::{Quota, RateLimiter};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use landlord::engine::{Algorithm, Engine, GaugeSpec, RateSpec, TenantLimits};
+use landlord::engine_http::ratelimit as rls;
 use landlord::engine_http::{self as http, StaticTokens};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -260,6 +266,90 @@ async fn drive(
     (elapsed, all)
 }
 
+/// Throughput and latency of one loopback run.
+struct Figures {
+    decisions_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Figures {
+    fn of(decisions: usize, elapsed: Duration, sorted: &[Duration]) -> Self {
+        Self {
+            decisions_per_second: decisions as f64 / elapsed.as_secs_f64(),
+            p50: percentile(sorted, 0.50),
+            p99: percentile(sorted, 0.99),
+        }
+    }
+
+    /// `x decisions/s, p50 y us, p99 z us`.
+    fn line(&self) -> String {
+        format!(
+            "{:.0} decisions/s, p50 {:.0} us, p99 {:.0} us",
+            self.decisions_per_second,
+            self.p50.as_secs_f64() * 1e6,
+            self.p99.as_secs_f64() * 1e6
+        )
+    }
+
+    /// This run against `baseline`: throughput ratio (higher is better), latency ratios
+    /// (lower is better).
+    fn against(&self, baseline: &Figures) -> String {
+        format!(
+            "ratio to HTTP: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+            self.decisions_per_second / baseline.decisions_per_second,
+            self.p50.as_secs_f64() / baseline.p50.as_secs_f64(),
+            self.p99.as_secs_f64() / baseline.p99.as_secs_f64()
+        )
+    }
+}
+
+/// `requests` ShouldRateLimit calls, `clients.len()` at a time (one connection each).
+async fn drive_grpc(
+    clients: &[RateLimitServiceClient<tonic::transport::Channel>],
+    requests: usize,
+    request: impl Fn(usize) -> RateLimitRequest + Sync,
+) -> (Duration, Vec<Duration>) {
+    let start = Instant::now();
+    let per_task = requests / clients.len();
+    let request = &request;
+    let tasks = clients.iter().enumerate().map(|(t, client)| {
+        let mut client = client.clone();
+        async move {
+            let mut latencies = Vec::with_capacity(per_task);
+            for k in 0..per_task {
+                let mut req = tonic::Request::new(request(t * per_task + k));
+                req.metadata_mut()
+                    .insert("authorization", "Bearer bench".parse().unwrap());
+                let sent = Instant::now();
+                let answer = client.should_rate_limit(req).await.unwrap().into_inner();
+                latencies.push(sent.elapsed());
+                assert_eq!(answer.overall_code, 1, "OK");
+            }
+            latencies
+        }
+    });
+    let mut all: Vec<Duration> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let elapsed = start.elapsed();
+    all.sort();
+    (elapsed, all)
+}
+
+fn descriptor(tenant: &str, dimension: &str) -> RateLimitDescriptor {
+    let entry = |key: &str, value: &str| Entry {
+        key: key.into(),
+        value: value.into(),
+    };
+    RateLimitDescriptor {
+        entries: vec![entry("tenant", tenant), entry("dimension", dimension)],
+        ..Default::default()
+    }
+}
+
 fn http_api() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -300,11 +390,10 @@ fn http_api() {
             (format!("/v1/tenants/{}/check", names[seq[i] as usize]), r#"{"dimension":"requests","amount":1}"#.into())
         })
         .await;
+        let http_single = Figures::of(single, elapsed, &lat);
         println!(
-            "HTTP single check ({CONCURRENCY} keep-alive connections, {single} requests): {:.0} decisions/s, p50 {:.0} us, p99 {:.0} us",
-            single as f64 / elapsed.as_secs_f64(),
-            percentile(&lat, 0.50).as_secs_f64() * 1e6,
-            percentile(&lat, 0.99).as_secs_f64() * 1e6,
+            "HTTP single check ({CONCURRENCY} keep-alive connections, {single} requests): {}",
+            http_single.line()
         );
 
         let items: String = (0..BATCH)
@@ -320,14 +409,65 @@ fn http_api() {
             (format!("/v1/tenants/{}/check:batch", names[seq[i] as usize]), body.clone())
         })
         .await;
+        let http_batch = Figures::of(batches * BATCH, elapsed, &lat);
         println!(
-            "HTTP batch check ({CONCURRENCY} connections, {batches} requests of {BATCH} items): {:.0} decisions/s ({:.0} requests/s), p50 {:.0} us, p99 {:.0} us per request",
-            (batches * BATCH) as f64 / elapsed.as_secs_f64(),
+            "HTTP batch check ({CONCURRENCY} connections, {batches} requests of {BATCH} items): {:.0} requests/s, {} per request",
             batches as f64 / elapsed.as_secs_f64(),
-            percentile(&lat, 0.50).as_secs_f64() * 1e6,
-            percentile(&lat, 0.99).as_secs_f64() * 1e6,
+            http_batch.line(),
         );
         server.abort();
+
+        // Envoy's rate limit service on the same engine, against the figures above.
+        let auth = StaticTokens::new().member("bench", "gateway", &["gateways"]);
+        let settings = rls::Settings {
+            allowed_groups: vec!["gateways".into()],
+            unknown: rls::Unknown::Allow,
+        };
+        let limiter = rls::RateLimiter::new(engine.clone(), Arc::new(auth), settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        rls::serve(listener, limiter);
+        let mut clients = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let channel = tonic::transport::Endpoint::new(format!("http://{addr}"))
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .unwrap();
+            clients.push(RateLimitServiceClient::new(channel));
+        }
+        let single_request = |i: usize| RateLimitRequest {
+            domain: "bench".into(),
+            descriptors: vec![descriptor(&names[seq[i] as usize], "requests")],
+            hits_addend: 1,
+        };
+        drive_grpc(&clients, 1_600, single_request).await;
+        let (elapsed, lat) = drive_grpc(&clients, single, single_request).await;
+        let grpc_single = Figures::of(single, elapsed, &lat);
+        println!(
+            "gRPC ShouldRateLimit, 1 descriptor ({CONCURRENCY} HTTP/2 connections, {single} requests): {}; {}",
+            grpc_single.line(),
+            grpc_single.against(&http_single)
+        );
+        let (elapsed, lat) = drive_grpc(&clients, batches, |i| {
+            let tenant = &names[seq[i] as usize];
+            RateLimitRequest {
+                domain: "bench".into(),
+                descriptors: (0..BATCH)
+                    .map(|k| descriptor(tenant, if k % 2 == 0 { "requests" } else { "llm-tokens" }))
+                    .collect(),
+                hits_addend: 1,
+            }
+        })
+        .await;
+        let grpc_batch = Figures::of(batches * BATCH, elapsed, &lat);
+        println!(
+            "gRPC ShouldRateLimit, {BATCH} descriptors ({CONCURRENCY} connections, {batches} requests): {:.0} requests/s, {} per request; {} batch",
+            batches as f64 / elapsed.as_secs_f64(),
+            grpc_batch.line(),
+            grpc_batch.against(&http_batch)
+        );
     });
 }
 

@@ -315,8 +315,9 @@ pub(crate) struct Tenant {
     pub hibernated: bool,
     /// Sorted by name, for binary search.
     pub dims: Arc<[Dimension]>,
-    /// The plan's allowed-values rules, by attribute name.
-    pub allowed: Arc<[AllowedRule]>,
+    /// The plan's allowed-values rules, by attribute name; `None` without any (a thin
+    /// pointer: every tenant carries the field, few have rules).
+    pub allowed: Option<Arc<Vec<AllowedRule>>>,
 }
 
 /// The values attribute `key` may take in a check.
@@ -331,8 +332,6 @@ pub(crate) struct Dimension {
     /// Meter (and first token bucket); `None` for gauges, which hold a value rather than
     /// consume units.
     pub meter: Option<Arc<DimState>>,
-    /// The most one check may ask for (the plan's `sizes`).
-    pub max: Option<u64>,
 }
 
 pub(crate) enum Kind {
@@ -353,15 +352,16 @@ pub(crate) enum Kind {
     },
     /// No longer in the plan or the known list; kept so its usage is still reported.
     Retired,
+    /// A size limit (the plan's `sizes`) on a rate-limited or unlimited dimension: at most
+    /// `max` in one check. A variant rather than a field, so dimensions without one (nearly
+    /// all) pay nothing for it.
+    Sized { max: u64, of: Box<Kind> },
 }
 
 impl Dimension {
-    /// How a check of this dimension can be decided from its cell alone: never with a size
-    /// limit, which the cell does not hold.
+    /// How a check of this dimension can be decided from its cell alone (never with a size
+    /// limit, which the cell does not hold).
     fn fast(&self) -> Fast {
-        if self.max.is_some() {
-            return Fast::General;
-        }
         match (&self.kind, &self.meter) {
             (Kind::Unlimited, Some(_)) => Fast::Unlimited,
             (Kind::Rate(rate), Some(meter)) if rate.counts_in(meter) => Fast::Bucket(rate.bucket),
@@ -390,8 +390,17 @@ impl Dimension {
 }
 
 impl Kind {
+    /// The kind under a size limit.
+    fn unsized_kind(&self) -> &Kind {
+        match self {
+            Kind::Sized { of, .. } => of,
+            other => other,
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self {
+            Kind::Sized { of, .. } => of.label(),
             Kind::Unlimited => "unlimited",
             Kind::Rate(_) | Kind::Rates(_) => "rate",
             Kind::Slots { .. } => "concurrency",
@@ -402,6 +411,7 @@ impl Kind {
 
     fn public(&self) -> DimensionKind {
         match self {
+            Kind::Sized { of, .. } => of.public(),
             Kind::Unlimited => DimensionKind::Unlimited,
             Kind::Rate(_) | Kind::Rates(_) => DimensionKind::Rate,
             Kind::Slots { .. } => DimensionKind::Concurrency,
@@ -412,6 +422,7 @@ impl Kind {
 
     fn rates(&self) -> &[Rate] {
         match self {
+            Kind::Sized { of, .. } => of.rates(),
             Kind::Rate(r) => std::slice::from_ref(r),
             Kind::Rates(rs) => rs,
             _ => &[],
@@ -625,16 +636,7 @@ impl Engine {
             };
             let name = self.intern(dim);
             let meter = Some(home);
-            let max = None;
-            dims.insert(
-                name.clone(),
-                Dimension {
-                    name,
-                    kind,
-                    meter,
-                    max,
-                },
-            );
+            dims.insert(name.clone(), Dimension { name, kind, meter });
         }
         for s in &limits.concurrency {
             let lease = u64::try_from(s.lease.as_nanos()).unwrap_or(u64::MAX);
@@ -650,16 +652,7 @@ impl Engine {
                 table,
             };
             let meter = Some(meter_of(&s.name));
-            let max = None;
-            dims.insert(
-                name.clone(),
-                Dimension {
-                    name,
-                    kind,
-                    meter,
-                    max,
-                },
-            );
+            dims.insert(name.clone(), Dimension { name, kind, meter });
         }
         for g in &limits.gauges {
             let value = match old(&g.name).map(|d| &d.kind) {
@@ -677,7 +670,6 @@ impl Engine {
                     name,
                     kind,
                     meter: None,
-                    max: None,
                 },
             );
         }
@@ -686,7 +678,6 @@ impl Engine {
                 name: known.clone(),
                 kind: Kind::Unlimited,
                 meter: Some(meter_of(known)),
-                max: None,
             });
         }
         for z in &limits.sizes {
@@ -695,9 +686,9 @@ impl Engine {
                 name,
                 kind: Kind::Unlimited,
                 meter: Some(meter_of(&z.name)),
-                max: None,
             });
-            d.max = Some(z.max);
+            let of = Box::new(std::mem::replace(&mut d.kind, Kind::Unlimited));
+            d.kind = Kind::Sized { max: z.max, of };
         }
         for d in previous.map(|t| &*t.dims).unwrap_or_default() {
             if let Some(meter) = &d.meter {
@@ -705,7 +696,6 @@ impl Engine {
                     name: d.name.clone(),
                     kind: Kind::Retired,
                     meter: Some(meter.clone()),
-                    max: None,
                 });
             }
         }
@@ -717,14 +707,13 @@ impl Engine {
             suspended: limits.suspended,
             hibernated: limits.hibernated,
             dims: dims.into_values().collect::<Vec<_>>().into(),
-            allowed: limits
-                .allowed
-                .iter()
-                .map(|a| AllowedRule {
+            allowed: (!limits.allowed.is_empty()).then(|| {
+                let rules = limits.allowed.iter().map(|a| AllowedRule {
                     key: a.name.as_str().into(),
                     values: a.values.iter().map(|v| v.as_str().into()).collect(),
-                })
-                .collect(),
+                });
+                Arc::new(rules.collect())
+            }),
         }
     }
 
@@ -937,20 +926,23 @@ impl Engine {
         attributes: &[(&str, &str)],
     ) -> Option<Decision> {
         for (key, value) in attributes {
-            let rule = t.allowed.iter().find(|r| &*r.key == *key);
+            let rules = t.allowed.as_deref().map_or(&[][..], Vec::as_slice);
+            let rule = rules.iter().find(|r| &*r.key == *key);
             if rule.is_some_and(|r| !r.values.iter().any(|v| &**v == *value)) {
                 return Some(Decision::not_allowed());
             }
         }
-        match dim.max {
-            Some(max) if amount > max => Some(Decision::too_large(max, amount)),
+        match dim.kind {
+            Kind::Sized { max, .. } if amount > max => Some(Decision::too_large(max, amount)),
             _ => None,
         }
     }
 
     fn rate_kind(dim: &Dimension) -> Result<(), EngineError> {
-        let hint = match dim.kind {
-            Kind::Unlimited | Kind::Rate(_) | Kind::Rates(_) => return Ok(()),
+        let hint = match dim.kind.unsized_kind() {
+            Kind::Unlimited | Kind::Rate(_) | Kind::Rates(_) | Kind::Sized { .. } => {
+                return Ok(());
+            }
             Kind::Slots { .. } => "acquire and release its slots instead",
             Kind::Gauge { .. } => "set its value instead",
             Kind::Retired => "it is no longer in the plan",
@@ -1369,7 +1361,6 @@ impl Engine {
                     name: d.name.clone(),
                     kind: d.kind.clone_shallow(),
                     meter: d.meter.clone(),
-                    max: d.max,
                 })
                 .collect();
             for name in missing {
@@ -1379,7 +1370,6 @@ impl Engine {
                         name,
                         kind: Kind::Retired,
                         meter: Some(Arc::new(DimState::new(current.name.clone(), id))),
-                        max: None,
                     });
                 }
             }
@@ -1452,6 +1442,10 @@ impl Kind {
                 value: value.clone(),
             },
             Kind::Retired => Kind::Retired,
+            Kind::Sized { max, of } => Kind::Sized {
+                max: *max,
+                of: Box::new(of.clone_shallow()),
+            },
         }
     }
 }
