@@ -2,7 +2,8 @@
 //! its policy, is matched against a write (operation, `matchConstraints` and the binding's
 //! `matchResources`: resource rules and exclusions, namespace and object selectors), its
 //! `matchConditions` decide whether it applies, and its `validations` are evaluated with
-//! kube-cel over `object`, `oldObject`, `request` and `namespaceObject`. The first failing
+//! the Kubernetes CEL libraries of kube-cel over `object`, `oldObject`, `request` and
+//! `namespaceObject`. The first failing
 //! validation refuses the request with the real server's message:
 //! `ValidatingAdmissionPolicy 'P' with binding 'B' denied request: MESSAGE`, as a 403 for
 //! `reason: Forbidden` and a 422 otherwise (the default reason is `Invalid`).
@@ -10,10 +11,11 @@
 //! Not evaluated: `paramKind`/`paramRef` (a policy with params is skipped), `variables`,
 //! `auditAnnotations`, and the `Warn` and `Audit` actions.
 
-use kube_cel::{
-    AdmissionRequest, GroupVersionKind, GroupVersionResource, VapEvaluator, VapExpression,
-};
-use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kube_cel::{KubeCelExt, cel};
+use serde_json::{Value, json};
 
 use crate::error::{ApiError, Cause};
 use crate::rbac::label_selector_from_json;
@@ -78,56 +80,39 @@ pub fn admit(state: &State, req: &Request) -> Result<(), ApiError> {
             );
             refusal(req, &text, reason)
         };
-        let evaluator = evaluator(state, req);
+        let ctx = context(state, req);
         let fail_open = pspec["failurePolicy"] == "Ignore";
-        let conditions: Vec<VapExpression> = pspec["matchConditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| expression(c["expression"].as_str(), None, None))
-            .collect();
         let mut applies = true;
-        for (c, result) in conditions.iter().zip(evaluator.evaluate(&conditions)) {
-            if result.passed {
-                continue;
-            }
-            let message = result.message.unwrap_or_default();
-            if !errored(&message) {
-                applies = false; // false: the policy does not apply to this request
-            } else if fail_open {
-                tracing::debug!(expression = %c.expression, error = %message, "match condition failed");
-                applies = false;
-            } else {
-                let text = format!("failed to evaluate match condition: {message}");
-                return Err(denied(&text, "Forbidden"));
+        for c in pspec["matchConditions"].as_array().into_iter().flatten() {
+            match evaluate(&ctx, c["expression"].as_str().unwrap_or_default()) {
+                Outcome::True => {}
+                // false: the policy does not apply to this request
+                Outcome::False => applies = false,
+                Outcome::Error(_) if fail_open => applies = false,
+                Outcome::Error(e) => {
+                    let text = format!("failed to evaluate match condition: {e}");
+                    return Err(denied(&text, "Forbidden"));
+                }
             }
         }
         if !applies {
             continue;
         }
-        let validations: Vec<&Value> = pspec["validations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .collect();
-        let expressions: Vec<VapExpression> = validations
-            .iter()
-            .map(|v| {
-                expression(
-                    v["expression"].as_str(),
-                    v["message"].as_str(),
-                    v["messageExpression"].as_str(),
-                )
-            })
-            .collect();
-        for (v, result) in validations.iter().zip(evaluator.evaluate(&expressions)) {
-            if result.passed {
-                continue;
-            }
-            let message = result.message.unwrap_or_default();
-            if errored(&message) && fail_open {
-                continue;
-            }
+        for v in pspec["validations"].as_array().into_iter().flatten() {
+            let expression = v["expression"].as_str().unwrap_or_default();
+            let message = match evaluate(&ctx, expression) {
+                Outcome::True => continue,
+                Outcome::Error(_) if fail_open => continue,
+                Outcome::Error(e) => format!("expression '{expression}' resulted in error: {e}"),
+                Outcome::False => v["messageExpression"]
+                    .as_str()
+                    .and_then(|m| match cel::Program::compile(m).ok()?.execute(&ctx) {
+                        Ok(cel::Value::String(s)) => Some(s.to_string()),
+                        _ => None,
+                    })
+                    .or_else(|| v["message"].as_str().map(String::from))
+                    .unwrap_or_else(|| format!("failed expression: {expression}")),
+            };
             let reason = v["reason"].as_str().unwrap_or("Invalid");
             return Err(denied(&message, reason));
         }
@@ -135,56 +120,72 @@ pub fn admit(state: &State, req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// kube-cel reports a false expression as "validation expression '…' evaluated to false"
-/// (when it has no message) or by its message; anything else is an error.
-fn errored(message: &str) -> bool {
-    [
-        "evaluation error",
-        "expression returned",
-        "failed to compile",
-    ]
-    .iter()
-    .any(|p| message.starts_with(p))
+enum Outcome {
+    True,
+    False,
+    Error(String),
 }
 
-fn expression(
-    e: Option<&str>,
-    message: Option<&str>,
-    message_expression: Option<&str>,
-) -> VapExpression {
-    VapExpression {
-        expression: e.unwrap_or_default().to_string(),
-        message: message.map(String::from),
-        message_expression: message_expression.map(String::from),
-    }
-}
-
-fn evaluator(state: &State, req: &Request) -> VapEvaluator {
-    let request = AdmissionRequest {
-        operation: req.operation.to_string(),
-        username: req.user.username.clone(),
-        uid: req.user.uid.clone(),
-        groups: req.user.groups.clone(),
-        name: req.name.to_string(),
-        namespace: req.namespace.to_string(),
-        dry_run: req.dry_run,
-        kind: GroupVersionKind {
-            group: req.def.group.clone(),
-            version: req.def.version.clone(),
-            kind: req.def.kind.clone(),
-        },
-        resource: GroupVersionResource {
-            group: req.def.group.clone(),
-            version: req.def.version.clone(),
-            resource: req.def.plural.clone(),
-        },
+fn evaluate(ctx: &cel::Context, expression: &str) -> Outcome {
+    let program = match cel::Program::compile(expression) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Error(e.to_string()),
     };
-    let mut builder = VapEvaluator::builder()
-        .object(req.object.cloned().unwrap_or(Value::Null))
-        .request(request);
-    if let Some(old) = req.old {
-        builder = builder.old_object(old.clone());
+    match program.execute(ctx) {
+        Ok(cel::Value::Bool(true)) => Outcome::True,
+        Ok(cel::Value::Bool(false)) => Outcome::False,
+        Ok(other) => Outcome::Error(format!("expected a bool, got {other:?}")),
+        Err(e) => Outcome::Error(e.to_string()),
     }
+}
+
+/// JSON as CEL sees an object: map keys as they are (labels and annotations are read as
+/// `object.metadata.labels['app.kubernetes.io/name']`). kube-cel's own evaluator escapes
+/// every key (`__dot__`, `__slash__`), which a real server does only for schema property
+/// names, so the variables are bound here.
+fn to_cel(v: &Value) -> cel::Value {
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(a) => cel::Value::List(Arc::new(a.iter().map(to_cel).collect())),
+        Value::Object(o) => {
+            let map: HashMap<cel::objects::Key, cel::Value> = o
+                .iter()
+                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
+                .collect();
+            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
+        }
+    }
+}
+
+/// `object`, `oldObject` (null on CREATE), `request` and, for namespaced objects,
+/// `namespaceObject`, with the Kubernetes CEL libraries.
+fn context(state: &State, req: &Request) -> cel::Context<'static> {
+    let def = req.def;
+    let request = json!({
+        "operation": req.operation,
+        "name": req.name,
+        "namespace": req.namespace,
+        "dryRun": req.dry_run,
+        "kind": {"group": def.group, "version": def.version, "kind": def.kind},
+        "resource": {"group": def.group, "version": def.version, "resource": def.plural},
+        "subResource": req.subresource.unwrap_or_default(),
+        "userInfo": {"username": req.user.username, "uid": req.user.uid, "groups": req.user.groups},
+    });
+    let mut ctx = cel::Context::default().with_all();
+    let null = Value::Null;
+    let mut bind = |name: &str, v: &Value| {
+        ctx.add_variable_from_value(name, to_cel(v));
+    };
+    bind("object", req.object.unwrap_or(&null));
+    bind("oldObject", req.old.unwrap_or(&null));
+    bind("request", &request);
     if !req.namespace.is_empty()
         && let Some(ns) = state.get_obj(
             &(String::new(), "namespaces".to_string()),
@@ -192,9 +193,9 @@ fn evaluator(state: &State, req: &Request) -> VapEvaluator {
             req.namespace,
         )
     {
-        builder = builder.namespace_object(ns.clone());
+        bind("namespaceObject", ns);
     }
-    builder.build()
+    ctx
 }
 
 /// The refusal as the real server sends it for the validation's `reason`.
@@ -294,4 +295,35 @@ fn rule_matches(rule: &Value, req: &Request) -> bool {
                 _ => false,
             });
     scope_ok && resource_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Label and annotation keys are read as they are, as on a real server.
+    #[test]
+    fn map_keys_are_not_escaped() {
+        let mut ctx = cel::Context::default().with_all();
+        let object = json!({"metadata": {"labels": {"landlord.dev/tenant": "acme"}}});
+        ctx.add_variable_from_value("object", to_cel(&object));
+        ctx.add_variable_from_value("oldObject", to_cel(&Value::Null));
+        for (expression, want) in [
+            ("'landlord.dev/tenant' in object.metadata.labels", true),
+            (
+                "object.metadata.labels['landlord.dev/tenant'] == 'acme'",
+                true,
+            ),
+            (
+                "object.metadata.labels.all(k, k.startsWith('landlord.dev/'))",
+                true,
+            ),
+            ("oldObject == null", true),
+            ("has(object.metadata.annotations)", false),
+        ] {
+            let got = matches!(evaluate(&ctx, expression), Outcome::True);
+            assert_eq!(got, want, "{expression}");
+        }
+        assert!(matches!(evaluate(&ctx, "object.nope.x"), Outcome::Error(_)));
+    }
 }
