@@ -739,6 +739,10 @@ class KubeTest:
         }))
         return path
 
+    def install(self) -> Path:
+        """The install YAML to apply here: manifests/install.yaml as it is."""
+        return INSTALL
+
     def stop(self) -> None:
         stop_process(self.proc)
 
@@ -764,13 +768,27 @@ class RealCluster(KubeTest):
         path.write_text(yaml.safe_dump(config))
         return path
 
+    def install(self) -> Path:
+        """manifests/install.yaml without the admission policies: on a shared cluster they
+        would refuse the tenant namespaces' labels to every other test's operator (which is
+        not this chart's ServiceAccount) while they are installed. tests/integration/privileges.rs
+        installs them there bound to its own objects only."""
+        docs = [d for d in docs_of(INSTALL.read_text())
+                if not d["kind"].startswith("ValidatingAdmissionPolicy")]
+        path = self.tmp / "install-without-policies.yaml"
+        path.write_text(yaml.safe_dump_all(docs))
+        return path
+
     def stop(self) -> None:
         self.kubectl("delete", "tenants", *EXAMPLE_TENANTS, "--ignore-not-found", "--wait")
         self.kubectl("delete", "tenantquotas", "free", "pro", "--ignore-not-found")
         # Waits until the namespaces are gone, so that the next check can create them anew.
         self.kubectl("delete", "namespace", *EXAMPLE_NAMESPACES, NAMESPACE,
                      "--ignore-not-found", "--wait", "--timeout=120s", timeout=180)
-        self.kubectl("delete", "clusterrole,clusterrolebinding", "-l",
+        # The admission policies too: left behind, they would refuse every other operator
+        # (not this chart's ServiceAccount) the labels of the tenant namespaces it creates.
+        self.kubectl("delete", "clusterrole,clusterrolebinding,validatingadmissionpolicy,"
+                     "validatingadmissionpolicybinding", "-l",
                      "app.kubernetes.io/name=landlord", "--ignore-not-found")
 
 
@@ -801,7 +819,7 @@ def check_kubectl_apply() -> None:
         kt = server(Path(tmp))
         try:
             for _ in range(2):  # the second apply must be a conflict-free no-op
-                kt.kubectl("apply", "--server-side", "-f", str(INSTALL))
+                kt.kubectl("apply", "--server-side", "-f", str(kt.install()))
             out = kt.kubectl("get", "deploy", "-n", NAMESPACE, "landlord", "-o", "yaml")
             dep = yaml.safe_load(out)
             assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == \
@@ -812,9 +830,13 @@ def check_kubectl_apply() -> None:
             for obj in ("serviceaccount/landlord", "service/landlord"):
                 kt.kubectl("get", "-n", NAMESPACE, obj)
             kt.kubectl("get", "clusterrole/landlord", "clusterrolebinding/landlord")
+            if kt.install() == INSTALL:
+                for name in ("landlord-protected-tenants", "landlord-tenant-namespaces"):
+                    kt.kubectl("get", f"validatingadmissionpolicy/{name}",
+                               f"validatingadmissionpolicybinding/{name}")
             # What the operator's ServiceAccount may do, as the API server's RBAC sees it.
-            # (kube-test does not do the escalation check that makes `bind` necessary for
-            # binding tenant owners to admin/view, so it is asked here directly.)
+            # (`bind` is what lets it bind tenant owners to admin/view through RBAC's
+            # escalation check, so it is asked here directly.)
             sa = f"--as=system:serviceaccount:{NAMESPACE}:landlord"
             access = {
                 ("bind", "clusterroles/admin"): "yes",
@@ -875,7 +897,7 @@ def check_operator_with_chart_rbac() -> None:
         kt = server(Path(tmp))
         operator = None
         try:
-            kt.kubectl("apply", "--server-side", "-f", str(INSTALL))
+            kt.kubectl("apply", "--server-side", "-f", str(kt.install()))
             token = kt.kubectl("create", "token", "landlord", "-n", NAMESPACE).strip()
             assert token, "no token"
             sa_config = kt.token_kubeconfig(token)
