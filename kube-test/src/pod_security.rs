@@ -31,24 +31,28 @@ pub fn check(level: &str, pod: &Value) -> Option<String> {
     let containers = containers(spec);
     let mut failures = Vec::new();
     let restricted = level == "restricted";
-    host_namespaces(spec, &mut failures);
-    privileged(&containers, &mut failures);
-    if restricted {
-        restricted_capabilities(&containers, &mut failures);
-        restricted_volumes(spec, &mut failures);
-    } else {
+    // The real plug-in's order: the baseline checks, then the restricted ones, each part by
+    // check name; at `restricted` its own capabilities, volumes and seccomp checks replace
+    // the baseline ones.
+    if !restricted {
         baseline_capabilities(&containers, &mut failures);
+    }
+    host_namespaces(spec, &mut failures);
+    if !restricted {
         host_path_volumes(spec, &mut failures);
     }
     host_ports(&containers, &mut failures);
+    privileged(&containers, &mut failures);
     proc_mount(&containers, &mut failures);
-    if restricted {
+    if !restricted {
+        baseline_seccomp(spec, &containers, &mut failures);
+    } else {
         privilege_escalation(&containers, &mut failures);
+        restricted_capabilities(&containers, &mut failures);
+        restricted_volumes(spec, &mut failures);
         run_as_non_root(spec, &containers, &mut failures);
         run_as_user(spec, &containers, &mut failures);
         restricted_seccomp(spec, &containers, &mut failures);
-    } else {
-        baseline_seccomp(spec, &containers, &mut failures);
     }
     if failures.is_empty() {
         return None;
@@ -437,7 +441,7 @@ mod tests {
         assert_eq!(check("baseline", &bare), None);
         assert_eq!(
             check("restricted", &bare).unwrap(),
-            "violates PodSecurity \"restricted:latest\": unrestricted capabilities (container \"app\" must set securityContext.capabilities.drop=[\"ALL\"]), allowPrivilegeEscalation != false (container \"app\" must set securityContext.allowPrivilegeEscalation=false), runAsNonRoot != true (pod or container \"app\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"app\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+            "violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"app\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"app\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"app\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"app\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
         );
     }
 

@@ -152,6 +152,7 @@ async fn validating_admission_policies_deny_through_their_bindings() {
     );
 }
 
+/// The messages are those a v1.36 API server gave for the same pod.
 #[tokio::test]
 async fn pod_security_enforces_the_namespace_level() {
     let (_server, client) = setup().await;
@@ -161,33 +162,42 @@ async fn pod_security_enforces_the_namespace_level() {
         ("base", "baseline"),
         ("open", "privileged"),
     ] {
+        let ns = json!({"metadata": {"name": name,
+            "labels": {"pod-security.kubernetes.io/enforce": level}}});
         namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": name,
-                "labels": {"pod-security.kubernetes.io/enforce": level}}}))
-                .unwrap(),
-            )
+            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
             .await
             .unwrap();
     }
-    let pod: Pod = serde_json::from_value(
-        json!({"metadata": {"name": "p"}, "spec": {"hostNetwork": true,
-        "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": true}}]}}),
-    )
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
+        "hostNetwork": true,
+        "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+        "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": true},
+                        "ports": [{"containerPort": 80, "hostPort": 80}]}]}}))
     .unwrap();
     let create = |ns: &str| {
         let api: Api<Pod> = Api::namespaced(client.clone(), ns);
         let pod = pod.clone();
         async move { code(api.create(&PostParams::default(), &pod).await) }
     };
+    let refused = |rest: &str| {
+        (
+            403,
+            format!("pods \"p\" is forbidden: violates PodSecurity {rest}"),
+        )
+    };
     assert_eq!(
         create("base").await,
-        (403, "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true), privileged (container \"c\" must not set securityContext.privileged=true)".into())
+        refused(
+            "\"baseline:latest\": host namespaces (hostNetwork=true), hostPath volumes (volume \"root\"), hostPort (container \"c\" uses hostPort 80), privileged (container \"c\" must not set securityContext.privileged=true)"
+        )
     );
-    let (status, message) = create("strict").await;
-    assert_eq!(status, 403);
-    assert!(message.starts_with("pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), privileged (container \"c\" must not set securityContext.privileged=true), unrestricted capabilities"), "{message}");
+    assert_eq!(
+        create("strict").await,
+        refused(
+            "\"restricted:latest\": host namespaces (hostNetwork=true), hostPort (container \"c\" uses hostPort 80), privileged (container \"c\" must not set securityContext.privileged=true), allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), restricted volume types (volume \"root\" uses restricted volume type \"hostPath\"), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        )
+    );
     assert_eq!(create("open").await.0, 200);
 }
 
