@@ -354,7 +354,7 @@ fn run_as_user(spec: &Value, containers: &[(&str, &Value)], failures: &mut Vec<S
     }
 }
 
-fn seccomp_type<'a>(v: &'a Value) -> Option<&'a str> {
+fn seccomp_type(v: &Value) -> Option<&str> {
     v.pointer("/securityContext/seccompProfile/type")
         .and_then(Value::as_str)
 }
