@@ -57,18 +57,86 @@ pub fn client(
             .inc();
         request
     });
-    // The filter clones the service it guards; a buffer makes kube's boxed stack cloneable.
-    // Outermost, so that it sees what the caller sees: an answer, or no API server.
+    // Every attempt, retries included, is observed and counted.
     let observe = tower::util::MapResultLayer::new(move |result| {
         health.note(&result);
         result
     });
+    // The retry and the filter clone the service they guard; a buffer makes kube's boxed
+    // stack cloneable. Each retry goes through the write budget again.
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&observe)
         .with_layer(&count)
         .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(Transient::new()))
         .with_layer(&pace)
         .build())
+}
+
+/// Retries of what kube's own policy leaves out (it retries 429, 503 and 504): a 500 or
+/// 502, a 409 answering an apply, or no answer at all (refused, reset), for any request but a
+/// POST (creates are not safe to repeat blindly). Three more tries, 50 ms doubling with
+/// jitter: a passing fault costs milliseconds, not a failed reconcile and its backoff.
+#[derive(Clone, Debug)]
+struct Transient {
+    left: u32,
+    delay: std::time::Duration,
+}
+
+impl Transient {
+    fn new() -> Self {
+        Self {
+            left: 3,
+            delay: std::time::Duration::from_millis(50),
+        }
+    }
+}
+
+/// Whether an answer to a `method` request is worth another try.
+fn transient(method: &Method, status: http::StatusCode) -> bool {
+    match status.as_u16() {
+        500 | 502 => true,
+        409 => method == Method::PATCH,
+        _ => false,
+    }
+}
+
+impl<Res> tower::retry::Policy<Request<Body>, http::Response<Res>, tower::BoxError> for Transient {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        request: &mut Request<Body>,
+        result: &mut Result<http::Response<Res>, tower::BoxError>,
+    ) -> Option<Self::Future> {
+        if self.left == 0 || request.method() == Method::POST {
+            return None;
+        }
+        let again = match result {
+            Ok(response) => transient(request.method(), response.status()),
+            Err(_) => true,
+        };
+        if !again {
+            return None;
+        }
+        self.left -= 1;
+        let wait = self.delay.mul_f64(rand::random_range(0.5..1.5));
+        self.delay *= 2;
+        Some(tokio::time::sleep(wait))
+    }
+
+    fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
+        let body = request.body().try_clone()?;
+        let mut copy = Request::builder()
+            .method(request.method().clone())
+            .uri(request.uri().clone())
+            .version(request.version())
+            .body(body)
+            .ok()?;
+        *copy.headers_mut() = request.headers().clone();
+        *copy.extensions_mut() = request.extensions().clone();
+        Some(copy)
+    }
 }
 
 /// A status that means the API server (or the proxy or load balancer before it) is not
@@ -184,6 +252,21 @@ fn verb(method: &Method, named: bool, uri: &http::Uri) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_passing_faults_of_repeatable_requests_are_tried_again() {
+        use http::StatusCode as S;
+        assert!(transient(&Method::GET, S::INTERNAL_SERVER_ERROR));
+        assert!(transient(&Method::PATCH, S::BAD_GATEWAY));
+        assert!(transient(&Method::PATCH, S::CONFLICT));
+        assert!(
+            !transient(&Method::PUT, S::CONFLICT),
+            "a stale update stays stale"
+        );
+        for status in [S::NOT_FOUND, S::FORBIDDEN, S::UNPROCESSABLE_ENTITY, S::OK] {
+            assert!(!transient(&Method::PATCH, status), "{status}");
+        }
+    }
 
     fn of(method: Method, uri: &str) -> (&'static str, String) {
         classify(&method, &uri.parse().unwrap())

@@ -67,6 +67,7 @@ fn names_short_names_and_categories_are_as_designed() {
             "Namespaces",
             "CPU%",
             "Memory%",
+            "Migrated%",
             "State",
             "Display-Name",
             "Age"

@@ -20,6 +20,9 @@ pub struct Injection {
     pub latency: Option<Duration>,
     /// Only the next N matching requests (`None` = until cleared).
     pub times: Option<u64>,
+    /// Only this fraction of the matching requests, drawn at random for each; the others
+    /// go on to the next injection that matches (`None` = every one).
+    pub probability: Option<f64>,
 }
 
 impl Injection {
@@ -61,6 +64,11 @@ impl Injection {
         self.message = Some(m.into());
         self
     }
+    /// Fault only this fraction (0..1) of the matching requests, at random.
+    pub fn chance(mut self, p: f64) -> Self {
+        self.probability = Some(p);
+        self
+    }
     pub fn with_latency(mut self, d: Duration) -> Self {
         self.latency = Some(d);
         self
@@ -82,6 +90,8 @@ pub(crate) struct HookData {
     counts: Mutex<HashMap<(String, String), u64>>,
     injections: Mutex<Vec<(InjectionId, Injection)>>,
     next_id: AtomicU64,
+    /// Requests answered with an injected error status.
+    failed: AtomicU64,
 }
 
 impl HookData {
@@ -102,10 +112,14 @@ impl HookData {
         name: &str,
     ) -> Option<(Option<u16>, Option<String>, Option<Duration>)> {
         let mut inj = self.injections.lock().unwrap();
-        let idx = inj
-            .iter()
-            .position(|(_, i)| i.matches(verb, resource, ns, name))?;
+        let idx = inj.iter().position(|(_, i)| {
+            i.matches(verb, resource, ns, name)
+                && i.probability.is_none_or(|p| rand::random::<f64>() < p)
+        })?;
         let i = inj[idx].1.clone();
+        if i.status.is_some() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(t) = inj[idx].1.times.as_mut() {
             *t = t.saturating_sub(1);
             if *t == 0 {
@@ -141,6 +155,10 @@ impl Hooks {
             .iter()
             .map(|v| self.request_count(v, "*"))
             .sum()
+    }
+    /// Requests answered with an injected error status so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.hooks.failed.load(Ordering::Relaxed)
     }
     pub fn reset_counts(&self) {
         self.shared.hooks.counts.lock().unwrap().clear();

@@ -283,6 +283,7 @@ pub(crate) fn admin_http(
                     .and_then(Value::as_u64)
                     .map(Duration::from_millis),
                 times: v.get("times").and_then(Value::as_u64),
+                probability: v.get("probability").and_then(Value::as_f64),
             };
             let id = hooks.inject(rule);
             admin_json(200, &json!({"id": id.0}))

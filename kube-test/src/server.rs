@@ -713,7 +713,14 @@ async fn resource_request(
                 _ => "InternalError",
             };
             let m = msg.unwrap_or_else(|| format!("injected error ({code})"));
-            return err_response(&ApiError::new(code, reason, m));
+            let mut response = err_response(&ApiError::new(code, reason, m));
+            if code == 429 {
+                // As the API server's priority and fairness does: come back in a second.
+                response
+                    .headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("1"));
+            }
+            return response;
         }
     }
     {

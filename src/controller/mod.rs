@@ -300,6 +300,12 @@ impl Error {
         }
     }
 
+    /// The finalizer was to be removed from a Tenant that no longer exists (404).
+    pub fn is_gone(&self) -> bool {
+        use kube::runtime::finalizer::Error as F;
+        matches!(self, Error::Finalizer(e) if matches!(&**e, F::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404))
+    }
+
     /// A finalizer patch the API server refused because the Tenant had already changed: its
     /// JSON-patch `test` of the old finalizer list failed (422), it conflicted (409), or the
     /// Tenant whose finalizer was to go is gone already (404). The reconcile ran on a cached

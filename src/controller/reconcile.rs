@@ -46,6 +46,12 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    // The finalizer's removal found no Tenant: it is gone, which is what the cleanup was for.
+    // Only the cache has not heard yet; asking again until it does would be a write loop.
+    let result = match result {
+        Err(e) if e.is_gone() => Ok(Action::await_change()),
+        other => other,
+    };
     if result.is_ok() {
         timer.set_outcome("success");
         ctx.succeeded(&name);
@@ -558,5 +564,8 @@ mod tests {
         assert!(!fin(F::ApplyFailed(Error::Apply(api_error(422)))).is_stale_finalizers());
         assert!(!fin(F::UnnamedObject).is_stale_finalizers());
         assert!(!Error::Apply(api_error(422)).is_stale_finalizers());
+        assert!(fin(F::RemoveFinalizer(api_error(404))).is_gone());
+        assert!(!fin(F::RemoveFinalizer(api_error(409))).is_gone());
+        assert!(!fin(F::AddFinalizer(api_error(404))).is_gone());
     }
 }

@@ -6,55 +6,13 @@
 //!
 //! The outage lasts `LANDLORD_OUTAGE_SECS` (default 15 s; `make soak` runs 60 s).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kube::api::Api;
 use landlord::api::{Tenant, TenantUsage};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use crate::support::*;
-
-/// A TCP proxy that can be cut: open connections are closed and new ones refused.
-struct Proxy {
-    port: u16,
-    cut: watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cut, watching) = watch::channel(false);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut downstream, _)) = listener.accept().await else {
-                    return;
-                };
-                if *watching.borrow() {
-                    continue; // dropped: the client sees its connection closed
-                }
-                let mut cut = watching.clone();
-                tokio::spawn(async move {
-                    let Ok(mut up) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut downstream, &mut up) => {}
-                        _ = cut.wait_for(|c| *c) => {}
-                    }
-                });
-            }
-        });
-        Proxy { port, cut }
-    }
-
-    fn cut(&self, down: bool) {
-        self.cut.send_replace(down);
-    }
-}
 
 /// CPU seconds (user and system) the process has used.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -107,33 +65,7 @@ async fn with_the_api_server_gone_the_engine_decides_and_everything_catches_up()
     wait_condition(&c.client, &name, "Ready", "True", "Ready").await;
 
     // The operator, from now on, through the proxy.
-    let kubeconfig = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
-    let server = parsed.clusters[0]
-        .cluster
-        .as_ref()
-        .unwrap()
-        .server
-        .clone()
-        .unwrap();
-    let upstream: SocketAddr = server
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let proxied = c.path("kubeconfig-proxied");
-    std::fs::write(
-        &proxied,
-        kubeconfig.replace(
-            &server,
-            &server.replace(&upstream.port().to_string(), &proxy.port.to_string()),
-        ),
-    )
-    .unwrap();
-    c.operator_kubeconfig(proxied);
-    c.restart_operator();
+    let proxy = c.proxy_operator().await;
 
     let token = service_account_token(&c.client, &format!("{name}-app"), "worker").await;
     let check = || Some(json!({"dimension": "api-calls", "amount": 1}));

@@ -127,6 +127,26 @@ impl Cluster {
             .unwrap();
     }
 
+    /// [`Cluster::apply`], tried again until it goes through: for an API server that fails
+    /// some requests on purpose.
+    pub async fn apply_retrying(&self, yaml: &str) {
+        let yaml = yaml.replace("$ID", &self.id);
+        let mut docs = Vec::new();
+        for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&yaml).unwrap() {
+            if doc.is_null() {
+                continue;
+            }
+            doc["metadata"]["labels"][RUN_LABEL] = json!(self.id);
+            docs.push(serde_saphyr::to_string(&doc).unwrap());
+        }
+        let yaml = docs.join("---\n");
+        let deadline = Instant::now() + DEADLINE;
+        while let Err(e) = landlord::dev::apply_yaml(&self.client, &yaml).await {
+            assert!(Instant::now() < deadline, "never applied: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// This test's archive key Secret (in `default`), so tests can break their own keys.
     pub fn key_secret(&self) -> String {
         format!("landlord-archive-key-{}", self.id)
@@ -167,6 +187,33 @@ impl Cluster {
     /// client keeps its direct one.
     pub fn operator_kubeconfig(&mut self, path: PathBuf) {
         self.operator_kubeconfig = Some(path);
+    }
+
+    /// Put a [`Proxy`] between the operator and the API server, and restart the operator
+    /// through it; the test's own client stays direct.
+    pub async fn proxy_operator(&mut self) -> Proxy {
+        let kubeconfig = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
+        let server = parsed.clusters[0]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .server
+            .clone()
+            .unwrap();
+        let upstream: std::net::SocketAddr = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let proxy = Proxy::start(upstream).await;
+        let proxied = self.path("kubeconfig-proxied");
+        let through = server.replace(&upstream.port().to_string(), &proxy.port.to_string());
+        std::fs::write(&proxied, kubeconfig.replace(&server, &through)).unwrap();
+        self.operator_kubeconfig(proxied);
+        self.restart_operator();
+        proxy
     }
 
     /// A file in this test's directory.
@@ -454,4 +501,44 @@ pub async fn service_account_token(client: &Client, namespace: &str, name: &str)
         .await
         .unwrap();
     answer.status.unwrap().token
+}
+
+/// A TCP proxy that can be cut: open connections are closed and new ones refused.
+pub struct Proxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut downstream, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watching.borrow() {
+                    continue; // dropped: the client sees its connection closed
+                }
+                let mut cut = watching.clone();
+                tokio::spawn(async move {
+                    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut downstream, &mut up) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    /// Cut (`true`) or restore the connection.
+    pub fn cut(&self, down: bool) {
+        self.cut.send_replace(down);
+    }
 }
