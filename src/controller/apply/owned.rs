@@ -73,13 +73,15 @@ impl Tampered {
         }
     }
 
-    /// The Event's action: one series per object (an Event's action holds 128 characters).
+    /// The Event's action: one series per object and kind of repair (the recorder folds
+    /// Events of equal action into one series that keeps the first note; an action holds
+    /// 128 characters).
     pub fn action(&self) -> String {
-        match self {
-            Tampered::Deleted(key) | Tampered::Changed(key) => {
-                format!("Restore {key}").chars().take(128).collect()
-            }
-        }
+        let action = match self {
+            Tampered::Deleted(key) => format!("Recreate {key}"),
+            Tampered::Changed(key) => format!("Revert {key}"),
+        };
+        action.chars().take(128).collect()
     }
 }
 
