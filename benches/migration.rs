@@ -82,7 +82,13 @@ async fn apply_all(client: &Client, ns: &str, objects: &[Value]) {
 
 fn operator(kubeconfig: &std::path::Path, archives: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_landlord"))
-        .args(["run", "--metrics-addr", "127.0.0.1:0", "--engine-addr", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--engine-addr",
+            "127.0.0.1:0",
+        ])
         .args(["--archive-url", &format!("file://{}", archives.display())])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "error")
@@ -93,12 +99,17 @@ fn operator(kubeconfig: &std::path::Path, archives: &std::path::Path) -> Child {
 
 #[tokio::main]
 async fn main() {
-    println!("migration: a tenant of {OBJECTS} ConfigMaps of about 1 KiB, between two kube-test servers");
+    println!(
+        "migration: a tenant of {OBJECTS} ConfigMaps of about 1 KiB, between two kube-test servers"
+    );
     let dir = std::env::temp_dir().join(format!("landlord-bench-migration-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let source = kube_test::ApiServer::start().await.unwrap();
     let target = kube_test::ApiServer::start().await.unwrap();
-    let (here, there) = (source.client().await.unwrap(), target.client().await.unwrap());
+    let (here, there) = (
+        source.client().await.unwrap(),
+        target.client().await.unwrap(),
+    );
     install_crds(&here).await;
     install_crds(&there).await;
     let source_config = dir.join("source");
