@@ -221,7 +221,7 @@ async fn api_faults_change_nothing_but_the_time_it_takes() {
                     tokio::time::sleep(Duration::from_millis(700 + rand::random_range(0..600)))
                         .await;
                     round += 1;
-                    if round % 3 == 0 && std::env::var_os("FAULTS_COMPACT").is_some() {
+                    if round.is_multiple_of(3) && std::env::var_os("FAULTS_COMPACT").is_some() {
                         hooks.compact();
                     }
                     hooks.drop_watches();
