@@ -37,6 +37,23 @@ pub struct Options {
     /// How often metered usage is flushed to TenantUsage (the most a restart can lose).
     #[arg(long, default_value = "10s", value_parser = crate::duration::flag, env = "LANDLORD_FLUSH_INTERVAL")]
     pub flush_interval: Duration,
+    /// Largest request body of the quota API, in bytes (413 beyond).
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)), env = "LANDLORD_ENGINE_MAX_BODY")]
+    pub engine_max_body: u64,
+    /// Largest request head (request line and headers) of the quota API, in bytes (431
+    /// beyond); at least 8192.
+    #[arg(long, default_value_t = 16 << 10, value_parser = clap::value_parser!(u64).range(8192..=(1 << 20)), env = "LANDLORD_ENGINE_MAX_HEADER_BYTES")]
+    pub engine_max_header_bytes: u64,
+    /// Time for a quota API request's headers to arrive (else the connection is closed), and
+    /// for its body to arrive and be answered (else 408).
+    #[arg(long, default_value = "10s", value_parser = crate::duration::flag, env = "LANDLORD_ENGINE_REQUEST_TIMEOUT")]
+    pub engine_request_timeout: Duration,
+    /// Quota API requests handled at once; more are answered 503 with `Retry-After` at once.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), env = "LANDLORD_ENGINE_MAX_INFLIGHT")]
+    pub engine_max_inflight: u32,
+    /// Open connections to the quota API; each one more is answered 503 once and closed.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), env = "LANDLORD_ENGINE_MAX_CONNECTIONS")]
+    pub engine_max_connections: u32,
     /// Members of this group may call the quota engine for any tenant.
     #[arg(
         long,
@@ -146,6 +163,11 @@ impl Default for Options {
             resync: Duration::from_secs(300),
             flush_interval: Duration::from_secs(10),
             engine_admin_group: "landlord:engine-admins".into(),
+            engine_max_body: 1 << 20,
+            engine_max_header_bytes: 16 << 10,
+            engine_request_timeout: Duration::from_secs(10),
+            engine_max_inflight: 1024,
+            engine_max_connections: 4096,
             rls_addr: None,
             rls_allowed_group: vec!["system:serviceaccounts:landlord-gateways".into()],
             rls_unknown: crate::engine_http::ratelimit::Unknown::Allow,
@@ -338,6 +360,19 @@ fn readiness(leading: bool, failing_for: Option<Duration>) -> (axum::http::Statu
     }
 }
 
+impl Options {
+    /// The quota API's limits from the flags.
+    pub fn engine_limits(&self) -> crate::engine_http::Limits {
+        crate::engine_http::Limits {
+            max_body: self.engine_max_body as usize,
+            max_header_bytes: self.engine_max_header_bytes as usize,
+            request_timeout: self.engine_request_timeout,
+            max_inflight: self.engine_max_inflight as usize,
+            max_connections: self.engine_max_connections as usize,
+        }
+    }
+}
+
 async fn start_with(
     client: Client,
     options: &Options,
@@ -350,12 +385,7 @@ async fn start_with(
         client.clone(),
         Some(options.engine_admin_group.clone()),
     ));
-    serve(
-        "quota engine",
-        options.engine_addr,
-        crate::engine_http::router(engine.clone(), auth.clone()),
-    )
-    .await?;
+    serve_engine(options, engine.clone(), auth.clone()).await?;
     if let Some(addr) = options.rls_addr {
         serve_rate_limits(addr, options, engine.clone(), auth).await?;
     }
@@ -418,6 +448,23 @@ async fn serve_rate_limits(
     Ok(())
 }
 
+/// The quota API, with its limits on size, time and load.
+async fn serve_engine(
+    options: &Options,
+    engine: Arc<Engine>,
+    auth: Arc<TokenReviewer>,
+) -> anyhow::Result<()> {
+    let addr = options.engine_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the quota engine to {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, limits = ?options.engine_limits(), "quota engine listening");
+    let limits = options.engine_limits();
+    let app = crate::engine_http::router_with(engine, auth, limits);
+    tokio::spawn(crate::engine_http::limits::serve(listener, app, limits));
+    Ok(())
+}
+
 async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -434,6 +481,14 @@ async fn serve(what: &'static str, addr: SocketAddr, app: Router) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_options_have_the_default_engine_limits() {
+        assert_eq!(
+            Options::default().engine_limits(),
+            crate::engine_http::Limits::default()
+        );
+    }
 
     #[test]
     fn readiness_is_503_on_a_standby_and_degraded_only_after_a_lasting_outage() {

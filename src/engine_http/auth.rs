@@ -34,6 +34,9 @@ pub enum AuthError {
     InvalidToken,
     #[error("authentication unavailable: {0}")]
     Unavailable(String),
+    /// Too many tokens are being verified at once; the caller should retry shortly.
+    #[error("too many tokens are being verified at once; retry after 1 s")]
+    Busy,
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@
 //! when waiting cannot help), suspended tenant 403 with the decision as body, an attribute
 //! value the plan does not allow 403 (`NotAllowed`), an amount over the dimension's size
 //! limit 413 (`TooLarge`). A refused request charges nothing. Bodies are JSON (camelCase), at
-//! most 1 MiB.
+//! most 1 MiB by default (413 beyond); [`limits`] has the caps on size, time and load.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,18 +22,18 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub mod auth;
+pub mod limits;
 pub mod ratelimit;
 #[cfg(test)]
 mod tests;
 
 pub use auth::{AuthError, Authenticator, Caller, StaticTokens};
+pub use limits::Limits;
 
 use crate::engine::Engine;
 use crate::engine::decision::{Decision, EngineError, MAX_AMOUNT, Reason};
 use crate::engine::meter::{Period, Usage};
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 1 << 20;
 /// Most items in one batch.
 pub const MAX_BATCH: usize = 1_000;
 
@@ -41,11 +41,19 @@ pub const MAX_BATCH: usize = 1_000;
 struct Api {
     engine: Arc<Engine>,
     auth: Arc<dyn Authenticator>,
+    max_body: usize,
 }
 
-/// Builds the quota API router.
+/// Builds the quota API router with the default [`Limits`].
 pub fn router(engine: Arc<Engine>, auth: Arc<dyn Authenticator>) -> Router {
-    Router::new()
+    router_with(engine, auth, Limits::default())
+}
+
+/// Builds the quota API router: the routes, the body cap, and the in-flight cap, load
+/// shedding and request timeout of `limits` (the connection and header caps are the
+/// server's: [`limits::serve`]).
+pub fn router_with(engine: Arc<Engine>, auth: Arc<dyn Authenticator>, limits: Limits) -> Router {
+    let routes = Router::new()
         .route("/v1/tenants/{tenant}/check", post(check))
         .route("/v1/tenants/{tenant}/check:batch", post(check_batch))
         .route(
@@ -60,8 +68,13 @@ pub fn router(engine: Arc<Engine>, auth: Arc<dyn Authenticator>) -> Router {
         .route("/v1/tenants/{tenant}/gauges/{dimension}", put(set_gauge))
         .route("/v1/tenants/{tenant}/stats", get(stats))
         .route("/v1/tenants/{tenant}/usage", get(usage))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Api { engine, auth })
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body))
+        .with_state(Api {
+            engine,
+            auth,
+            max_body: limits.max_body,
+        });
+    limits::layered(routes, limits)
 }
 
 /// An error answer: `{"error": label, "message": text}`, plus the known dimensions when a
@@ -72,6 +85,8 @@ pub struct ApiError {
     label: &'static str,
     message: String,
     known: Option<Vec<String>>,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -90,6 +105,7 @@ impl ApiError {
             label,
             message: message.into(),
             known: None,
+            retry_after: None,
         }
     }
 
@@ -110,6 +126,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -159,11 +180,17 @@ impl FromRequestParts<Api> for Authed {
                 "auth_unavailable",
                 e.to_string(),
             )),
+            Err(e @ AuthError::Busy) => {
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_busy", e.to_string());
+                e.retry_after = Some(1);
+                Err(e)
+            }
         }
     }
 }
 
-/// The raw body, with over-size and unreadable bodies answered 400.
+/// The raw body: an over-size one is answered 413, an unreadable one 400.
 struct Body(Bytes);
 
 impl FromRequest<Api> for Body {
@@ -172,8 +199,10 @@ impl FromRequest<Api> for Body {
     async fn from_request(req: Request, api: &Api) -> Result<Self, ApiError> {
         match Bytes::from_request(req, api).await {
             Ok(b) => Ok(Body(b)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::bad_request(
-                format!("request body is larger than {MAX_BODY} bytes (1 MiB)"),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body is larger than {} bytes", api.max_body),
             )),
             Err(e) => Err(ApiError::bad_request(format!(
                 "cannot read the request body: {}",

@@ -286,10 +286,11 @@ async fn bad_input_is_400_and_charges_nothing() {
         "x".repeat(1 << 20)
     );
     let a = call(&f.app, Method::POST, uri, Some("acme-token"), big).await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["error"], "body_too_large");
     assert_eq!(
         a.json()["message"],
-        "request body is larger than 1048576 bytes (1 MiB)"
+        "request body is larger than 1048576 bytes"
     );
     // A slot dimension is not checked like a rate.
     let a = post(

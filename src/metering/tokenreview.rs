@@ -5,14 +5,17 @@
 //! speak for any tenant. Answers are cached so the hot path rarely leaves the process.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::Tenant;
 use crate::engine_http::{AuthError, Authenticator, Caller};
@@ -24,26 +27,91 @@ const TTL: Duration = Duration::from_secs(60);
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// Most cached tokens; the cache is emptied when full.
 const MAX_CACHED: usize = 10_000;
+/// Most reviews in flight at once. The caches cannot stop a flood of *different* tokens, each
+/// seen once; this cap does: callers beyond it get [`AuthError::Busy`] (503 with
+/// `Retry-After`) at once instead of a queue of reviews at the API server.
+pub const MAX_REVIEWS_IN_FLIGHT: usize = 32;
 
-pub struct TokenReviewer {
-    client: Client,
-    /// Members of this group may act for any tenant.
-    admin_group: Option<String>,
-    cache: Mutex<HashMap<String, Cached>>,
+/// One verification of a token: a TokenReview and the lookups that find its tenant. A trait so
+/// the cache, the cap and the sharing are tested without Kubernetes.
+#[async_trait]
+pub trait Review: Send + Sync + 'static {
+    async fn review(&self, token: &str) -> Result<Caller, AuthError>;
 }
+
+/// Verifies tokens through [`Review`], with a cache, a negative cache, a cap on reviews in
+/// flight and one review for concurrent callers with the same token (single flight).
+pub struct TokenReviewer {
+    reviewer: Arc<dyn Review>,
+    state: Arc<Mutex<State>>,
+    reviews: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct State {
+    cache: HashMap<String, Cached>,
+    /// Reviews under way, by token; every caller with that token awaits the same one.
+    pending: HashMap<String, Pending>,
+}
+
+type Pending = Shared<BoxFuture<'static, Result<Caller, AuthError>>>;
 
 /// A review's answer and when it was given.
 type Cached = (Result<Caller, AuthError>, Instant);
 
 impl TokenReviewer {
     pub fn new(client: Client, admin_group: Option<String>) -> Self {
-        Self {
-            client,
-            admin_group,
-            cache: Mutex::default(),
-        }
+        Self::with_reviewer(
+            Arc::new(KubeReview {
+                client,
+                admin_group,
+            }),
+            MAX_REVIEWS_IN_FLIGHT,
+        )
     }
 
+    /// With another way to review, and at most `in_flight` reviews at once.
+    pub fn with_reviewer(reviewer: Arc<dyn Review>, in_flight: usize) -> Self {
+        Self {
+            reviewer,
+            state: Arc::default(),
+            reviews: Arc::new(Semaphore::new(in_flight)),
+        }
+    }
+}
+
+/// Reviews one token, then caches the answer. It runs as its own task, so a caller that goes
+/// away does not leave the review, its slot or its entry in `pending` behind.
+async fn review_once(
+    reviewer: Arc<dyn Review>,
+    state: Arc<Mutex<State>>,
+    token: String,
+    cached: Option<Cached>,
+    slot: OwnedSemaphorePermit,
+) -> Result<Caller, AuthError> {
+    let answer = reviewer.review(&token).await;
+    drop(slot);
+    let (answer, keep) = after_review(cached, answer, Instant::now());
+    let mut state = state.lock().expect("not poisoned");
+    state.pending.remove(&token);
+    if let Some(entry) = keep {
+        if state.cache.len() >= MAX_CACHED {
+            state.cache.clear();
+        }
+        state.cache.insert(token, entry);
+    }
+    answer
+}
+
+/// Reviews tokens with the API server.
+struct KubeReview {
+    client: Client,
+    /// Members of this group may act for any tenant.
+    admin_group: Option<String>,
+}
+
+#[async_trait]
+impl Review for KubeReview {
     async fn review(&self, token: &str) -> Result<Caller, AuthError> {
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -81,7 +149,7 @@ impl TokenReviewer {
     }
 }
 
-impl TokenReviewer {
+impl KubeReview {
     /// The tenant a namespace belongs to: named by its label and confirmed by the tenant.
     async fn tenant_of(&self, namespace: &str) -> Result<Option<String>, AuthError> {
         let unavailable = |e: kube::Error| AuthError::Unavailable(e.to_string());
@@ -125,26 +193,45 @@ pub fn service_account_namespace(username: &str) -> Option<&str> {
 #[async_trait]
 impl Authenticator for TokenReviewer {
     async fn authenticate(&self, bearer: &str) -> Result<Caller, AuthError> {
-        let cached = self
-            .cache
-            .lock()
-            .expect("not poisoned")
-            .get(bearer)
-            .cloned();
-        if let Some((answer, at)) = &cached
-            && at.elapsed() < ttl_of(answer)
-        {
-            return answer.clone();
-        }
-        let (answer, keep) = after_review(cached, self.review(bearer).await, Instant::now());
-        if let Some(entry) = keep {
-            let mut cache = self.cache.lock().expect("not poisoned");
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
+        let pending = {
+            let mut state = self.state.lock().expect("not poisoned");
+            let cached = state.cache.get(bearer).cloned();
+            if let Some((answer, at)) = &cached
+                && at.elapsed() < ttl_of(answer)
+            {
+                return answer.clone();
             }
-            cache.insert(bearer.to_string(), entry);
-        }
-        answer
+            if let Some(pending) = state.pending.get(bearer) {
+                pending.clone()
+            } else {
+                let Ok(slot) = self.reviews.clone().try_acquire_owned() else {
+                    let (answer, keep) = after_review(cached, Err(AuthError::Busy), Instant::now());
+                    if let Some(entry) = keep {
+                        state.cache.insert(bearer.to_string(), entry);
+                    }
+                    return answer;
+                };
+                let task = tokio::spawn(review_once(
+                    self.reviewer.clone(),
+                    self.state.clone(),
+                    bearer.to_string(),
+                    cached,
+                    slot,
+                ));
+                let pending = async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(AuthError::Unavailable(format!(
+                            "the token review failed: {e}"
+                        )))
+                    })
+                }
+                .boxed()
+                .shared();
+                state.pending.insert(bearer.to_string(), pending.clone());
+                pending
+            }
+        };
+        pending.await
     }
 }
 
@@ -159,16 +246,17 @@ fn ttl_of(answer: &Result<Caller, AuthError>) -> Duration {
 const RECHECK: Duration = Duration::from_secs(5);
 
 /// What a review's answer means for the caller and for the cache. An API server that cannot
-/// be asked does not revoke a caller it verified before (fail static, as the engine's limits
-/// are): the old answer stands, and is asked again after [`RECHECK`]. Without one, the
-/// caller gets the failure (503) and nothing is cached, so the next call asks again.
+/// be asked (or a review that could not start, [`AuthError::Busy`]) does not revoke a caller
+/// it verified before (fail static, as the engine's limits are): the old answer stands, and
+/// is asked again after [`RECHECK`]. Without one, the caller gets the failure (503) and
+/// nothing is cached, so the next call asks again.
 fn after_review(
     cached: Option<Cached>,
     answer: Result<Caller, AuthError>,
     now: Instant,
 ) -> (Result<Caller, AuthError>, Option<Cached>) {
     match answer {
-        Err(AuthError::Unavailable(_)) => match cached {
+        Err(AuthError::Unavailable(_) | AuthError::Busy) => match cached {
             Some((Ok(caller), _)) if ttl_of(&Ok(caller.clone())) == TTL => {
                 let at = now.checked_sub(TTL - RECHECK).unwrap_or(now);
                 (Ok(caller.clone()), Some((Ok(caller), at)))
@@ -223,6 +311,137 @@ mod tests {
         );
         assert!(matches!(answer, Err(AuthError::InvalidToken)));
         assert_eq!(kept.unwrap().1, now);
+    }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Refuses every token but `good`, once `gate` opens; counts calls and the most at once.
+    struct Fake {
+        gate: Semaphore,
+        calls: AtomicUsize,
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl Default for Fake {
+        fn default() -> Self {
+            Self {
+                gate: Semaphore::new(0),
+                calls: AtomicUsize::new(0),
+                now: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Review for Fake {
+        async fn review(&self, token: &str) -> Result<Caller, AuthError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            drop(self.gate.acquire().await.expect("open"));
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            if token == "good" {
+                Ok(caller(Some("acme")))
+            } else {
+                Err(AuthError::InvalidToken)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_distinct_bad_tokens_reviews_at_most_the_cap_at_once() {
+        use futures::StreamExt as _;
+        let fake = Arc::new(Fake::default());
+        let reviewer = TokenReviewer::with_reviewer(fake.clone(), 8);
+        let mut answers: futures::stream::FuturesUnordered<_> = (0..1_000)
+            .map(|i| {
+                let reviewer = &reviewer;
+                async move { reviewer.authenticate(&format!("bad-{i}")).await }
+            })
+            .collect();
+        // Beyond the cap, callers are told at once, while the reviews still wait at the gate.
+        for _ in 0..992 {
+            assert_eq!(answers.next().await, Some(Err(AuthError::Busy)));
+        }
+        // The eight reviews start (each its own task) and wait at the gate together.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while fake.now.load(Ordering::SeqCst) < 8 {
+            assert!(Instant::now() < deadline, "the reviews never started");
+            tokio::task::yield_now().await;
+        }
+        fake.gate.add_permits(1_000);
+        for _ in 0..8 {
+            assert_eq!(answers.next().await, Some(Err(AuthError::InvalidToken)));
+        }
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 8);
+        assert_eq!(fake.most.load(Ordering::SeqCst), 8);
+        // The refusals are remembered; the slots are free again.
+        assert_eq!(
+            reviewer.authenticate("bad-0").await,
+            Err(AuthError::InvalidToken)
+        );
+        assert_eq!(
+            reviewer
+                .authenticate("good")
+                .await
+                .unwrap()
+                .tenant
+                .as_deref(),
+            Some("acme")
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 9);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_with_one_token_share_one_review() {
+        let fake = Arc::new(Fake::default());
+        let reviewer = TokenReviewer::with_reviewer(fake.clone(), 1);
+        let callers = futures::future::join_all((0..100).map(|_| reviewer.authenticate("good")));
+        let open = async {
+            fake.gate.add_permits(1);
+        };
+        let (answers, ()) = tokio::join!(callers, open);
+        assert_eq!(answers.len(), 100);
+        assert!(answers.iter().all(|a| {
+            a.as_ref()
+                .is_ok_and(|c| c.tenant.as_deref() == Some("acme"))
+        }));
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+        // And the answer is cached.
+        reviewer.authenticate("good").await.unwrap();
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_busy_reviewer_keeps_a_caller_it_verified_before() {
+        let fake = Arc::new(Fake::default());
+        fake.gate.add_permits(1_000);
+        let reviewer = TokenReviewer::with_reviewer(fake.clone(), 1);
+        let old = Instant::now()
+            .checked_sub(Duration::from_secs(120))
+            .expect("uptime");
+        reviewer
+            .state
+            .lock()
+            .unwrap()
+            .cache
+            .insert("good".into(), (Ok(caller(Some("acme"))), old));
+        // The only slot is taken: the stale but verified caller stands.
+        let slot = reviewer.reviews.clone().try_acquire_owned().unwrap();
+        assert_eq!(
+            reviewer
+                .authenticate("good")
+                .await
+                .unwrap()
+                .tenant
+                .as_deref(),
+            Some("acme")
+        );
+        assert_eq!(reviewer.authenticate("new").await, Err(AuthError::Busy));
+        drop(slot);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
     }
 
     #[test]

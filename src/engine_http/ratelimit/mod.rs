@@ -68,7 +68,9 @@ impl RateLimiter {
             Err(AuthError::InvalidToken) => {
                 return Err(Status::unauthenticated("invalid bearer token"));
             }
-            Err(e @ AuthError::Unavailable(_)) => return Err(Status::unavailable(e.to_string())),
+            Err(e @ (AuthError::Unavailable(_) | AuthError::Busy)) => {
+                return Err(Status::unavailable(e.to_string()));
+            }
         };
         let groups = &self.settings.allowed_groups;
         if !caller.groups.iter().any(|g| groups.contains(g)) {
