@@ -26,7 +26,8 @@ pub fn parse(text: &str) -> Option<Duration> {
             "h" => 3600.0,
             _ => return None,
         };
-        total += Duration::from_secs_f64(number * seconds);
+        // Checked: `99999999999999999999h` is text, not a reason to panic.
+        total = total.checked_add(Duration::try_from_secs_f64(number * seconds).ok()?)?;
         rest = &rest[unit_end..];
     }
     Some(total)
@@ -52,6 +53,29 @@ mod tests {
         assert_eq!(parse(""), None);
         assert_eq!(parse("m"), None);
         assert_eq!(parse("30"), None);
+    }
+
+    #[test]
+    fn durations_too_long_to_hold_are_refused() {
+        assert_eq!(parse("99999999999999999999999h"), None);
+        assert_eq!(parse("9223372036854775807s9223372036854775807s"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any text: an answer, never a panic; a duration's own rendering parses back.
+        #[test]
+        fn any_text_is_a_duration_or_none(text in "[0-9.a-zµ]{0,24}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn whole_units_parse_exactly(n in 0u64..1_000_000, unit in 0usize..5) {
+            let (suffix, nanos) = [("ns", 1), ("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)][unit];
+            let parsed = parse(&format!("{n}{suffix}"));
+            proptest::prop_assert_eq!(parsed.map(|d| d.as_nanos()), Some(u128::from(n) * nanos));
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn parse_milli(text: &str) -> Option<i128> {
             if e >= 0 {
                 pow(10, e as u32)?
             } else {
-                Decimal::ONE.checked_div(pow(10, (-e) as u32)?)?
+                Decimal::ONE.checked_div(pow(10, e.unsigned_abs())?)?
             }
         }
         _ => return None,
@@ -114,6 +114,32 @@ mod tests {
 
     fn q(s: &str) -> Quantity {
         Quantity(s.to_string())
+    }
+
+    #[test]
+    fn the_smallest_exponent_is_refused_not_a_panic() {
+        assert_eq!(parse_milli("1e-2147483648"), None);
+        assert_eq!(parse_milli("1e2147483647"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any text: a quantity, or an error that names the resource and the value.
+        #[test]
+        fn any_text_is_a_quantity_or_says_why(text in "[-+0-9.eEkKMGTPimun]{0,24}") {
+            if let Err(e) = parse("requests.memory", &q(&text)) {
+                let said = e.to_string();
+                proptest::prop_assert!(said.starts_with(&format!("requests.memory: `{text}` is not a quantity Landlord can use (")), "{}", said);
+            }
+        }
+
+        /// What Landlord writes, it reads back as the same amount.
+        #[test]
+        fn formatted_amounts_parse_back(amount in 0i128..(1 << 62), resource in 0usize..3) {
+            let resource = ["requests.cpu", "requests.memory", "pods"][resource];
+            proptest::prop_assert_eq!(parse(resource, &format(resource, amount)), Ok(amount));
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod auth;
 pub mod limits;
+#[cfg(test)]
+mod properties;
 pub mod ratelimit;
 #[cfg(test)]
 mod tests;
