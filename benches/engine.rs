@@ -426,7 +426,7 @@ fn http_api() {
         let limiter = rls::RateLimiter::new(engine.clone(), Arc::new(auth), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        rls::serve(listener, limiter);
+        rls::serve(listener, limiter, landlord::engine_http::Limits::default());
         let mut clients = Vec::new();
         for _ in 0..CONCURRENCY {
             let channel = tonic::transport::Endpoint::new(format!("http://{addr}"))

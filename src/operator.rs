@@ -444,7 +444,11 @@ async fn serve_rate_limits(
         allowed_groups: options.rls_allowed_group.clone(),
         unknown: options.rls_unknown,
     };
-    ratelimit::serve(listener, RateLimiter::new(engine, auth, settings));
+    ratelimit::serve(
+        listener,
+        RateLimiter::new(engine, auth, settings),
+        options.engine_limits(),
+    );
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimit
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::{AuthError, Authenticator, Caller};
+use super::{AuthError, Authenticator, Caller, Limits};
 use crate::engine::Engine;
 pub use mapping::Unknown;
 
@@ -114,12 +114,25 @@ impl RateLimitService for RateLimiter {
 }
 
 /// Serves `limiter` on `listener` (with `TCP_NODELAY`: answers are small and latency is the
-/// point) until the process ends.
-pub fn serve(listener: tokio::net::TcpListener, limiter: RateLimiter) {
+/// point) until the process ends, with the HTTP API's limits where gRPC has the same knob: a
+/// message over `max_body` is `OUT_OF_RANGE`, a head over `max_header_bytes` is refused by
+/// HTTP/2, a call over `request_timeout` is `CANCELLED`, and calls beyond `max_inflight`
+/// (over all connections) are shed with `RESOURCE_EXHAUSTED`. Gateways hold a few long-lived
+/// HTTP/2 connections, so connections are not capped here.
+pub fn serve(listener: tokio::net::TcpListener, limiter: RateLimiter, limits: Limits) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
-            .add_service(RateLimitServiceServer::new(limiter))
+            .timeout(limits.request_timeout)
+            .http2_max_header_list_size(clamp(limits.max_header_bytes))
+            .max_concurrent_streams(clamp(limits.max_inflight))
+            .layer(tower::ServiceBuilder::new().load_shed().layer(
+                tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_inflight),
+            ))
+            .add_service(
+                RateLimitServiceServer::new(limiter).max_decoding_message_size(limits.max_body),
+            )
             .serve_with_incoming(incoming)
             .await;
         if let Err(e) = served {
