@@ -138,9 +138,29 @@ where
         .default_backoff()
         .modify(slim)
         .reflect(writer)
-        .touched_objects()
-        .boxed();
-    (reader, feed)
+        .touched_objects();
+    (reader, passing(feed).boxed())
+}
+
+/// A watch's objects without its errors, which are logged instead. Each watch backs off on
+/// its own errors already; the controller also backs off its merged trigger stream on any
+/// error of any watch, so that one watch's errors (a 410 Gone after every etcd compaction,
+/// say) would pause every other watch too, for ever longer: the caches fell behind and the
+/// operator rewrote objects that were already right, until the errors stopped.
+pub fn passing<K, S>(feed: S) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+    S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+{
+    feed.filter_map(|item| {
+        futures::future::ready(match item {
+            Ok(object) => Some(Ok(object)),
+            Err(e) => {
+                tracing::debug!(error = %e, kind = %std::any::type_name::<K>(), "watch error; the watch backs off and resumes");
+                None
+            }
+        })
+    })
 }
 
 /// Drop what a reconcile never reads: `managedFields`, except a bare marker of our own.

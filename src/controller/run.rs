@@ -46,7 +46,7 @@ pub async fn run(
         .modify(super::cache::slim)
         .reflect(writer)
         .touched_objects();
-    let controller = Controller::for_stream(tenant_feed, store.clone())
+    let controller = Controller::for_stream(super::cache::passing(tenant_feed), store.clone())
         .with_config(Config::default().concurrency(ctx.settings.concurrency));
     // Plan counts need every Tenant: the controller's own cache has them unless a selector
     // narrows it.

@@ -3,11 +3,9 @@
 //! the two final states compared object by object.
 //!
 //! On kube-test the faults are HTTP: 10 % of the operator's requests fail at random (500,
-//! 429 with `Retry-After`, 409) or take 30–500 ms longer, and watches are dropped. With
-//! `FAULTS_COMPACT=1` the watch history is also compacted now and then, so re-watches get
-//! 410 Gone: that run still fails (caches stay behind and the operator keeps writing; see
-//! the README's Reliability section), so it is not part of `make test` yet.
-//! `FAULTS_NO_HTTP=1` leaves out the HTTP faults: compaction and drops alone reproduce it.
+//! 429 with `Retry-After`, 409) or take 30–500 ms longer, watches are dropped, and the watch
+//! history is compacted now and then, so that re-watches get 410 Gone (`FAULTS_NO_HTTP=1`
+//! leaves only the watch faults).
 //!
 //! On a real control plane, where nothing can be injected into the API server, the
 //! operator's connection is cut for 100–300 ms every 2–4 s, which breaks its watches and
@@ -224,7 +222,7 @@ async fn api_faults_change_nothing_but_the_time_it_takes() {
                     tokio::time::sleep(Duration::from_millis(700 + rand::random_range(0..600)))
                         .await;
                     round += 1;
-                    if round.is_multiple_of(3) && std::env::var_os("FAULTS_COMPACT").is_some() {
+                    if round.is_multiple_of(3) {
                         hooks.compact();
                     }
                     hooks.drop_watches();
