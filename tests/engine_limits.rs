@@ -234,6 +234,20 @@ async fn a_slow_client_is_cut_off_after_the_request_timeout() {
     );
     closed_after(&mut stream, since).await;
     assert_eq!(charged(&engine), (0, 0));
+
+    // A connection kept alive but left idle is closed after the timeout too, so idle
+    // connections do not hold the connection cap.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut stream).await.status, 200);
+    let since = Instant::now();
+    let (after, said) = closed_after(&mut stream, since).await;
+    assert!(
+        after >= timeout - Duration::from_millis(50),
+        "closed after {after:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&said), "");
+    assert_eq!(charged(&engine), (1, 1));
 }
 
 /// Lets callers through only when the test opens the gate; counts those waiting.
@@ -346,4 +360,86 @@ async fn connections_beyond_the_cap_get_503_and_are_closed() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(charged(&engine), (3, 3));
+}
+
+#[tokio::test]
+async fn grpc_calls_beyond_the_in_flight_cap_are_shed_and_large_messages_refused() {
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+    use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+    use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+    use landlord::engine_http::ratelimit as rls;
+
+    let engine = engine();
+    let auth = Arc::new(Gated {
+        gate: Semaphore::new(0),
+        waiting: AtomicUsize::new(0),
+        inner: StaticTokens::new().member("gw", "gateway", &["gateways"]),
+    });
+    let limits = Limits {
+        max_inflight: 2,
+        max_body: 1024,
+        ..Limits::default()
+    };
+    let settings = rls::Settings {
+        allowed_groups: vec!["gateways".into()],
+        unknown: rls::Unknown::Deny,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    rls::serve(
+        listener,
+        rls::RateLimiter::new(engine.clone(), auth.clone(), settings),
+        limits,
+    );
+    let channel = tonic::transport::Endpoint::new(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = |pad: usize| {
+        let mut r = tonic::Request::new(RateLimitRequest {
+            domain: "requests".into(),
+            descriptors: vec![RateLimitDescriptor {
+                entries: vec![
+                    Entry {
+                        key: "tenant".into(),
+                        value: "acme".into(),
+                    },
+                    Entry {
+                        key: "pad".into(),
+                        value: "p".repeat(pad),
+                    },
+                ],
+                ..Default::default()
+            }],
+            hits_addend: 1,
+        });
+        r.metadata_mut()
+            .insert("authorization", "Bearer gw".parse().unwrap());
+        r
+    };
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = RateLimitServiceClient::new(channel.clone());
+            let r = request(1);
+            tokio::spawn(async move { client.should_rate_limit(r).await })
+        })
+        .collect();
+    poll_until("two calls in flight", || {
+        auth.waiting.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let mut client = RateLimitServiceClient::new(channel.clone());
+    let shed = client.should_rate_limit(request(1)).await.unwrap_err();
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    assert_eq!(auth.waiting.load(Ordering::SeqCst), 2);
+    auth.gate.add_permits(100);
+    for h in held {
+        h.await.unwrap().expect("answered");
+    }
+    assert_eq!(charged(&engine), (2, 2));
+    let big = client.should_rate_limit(request(2000)).await.unwrap_err();
+    assert_eq!(big.code(), tonic::Code::OutOfRange, "{big:?}");
+    assert_eq!(charged(&engine), (2, 2));
 }

@@ -117,8 +117,10 @@ impl RateLimitService for RateLimiter {
 /// point) until the process ends, with the HTTP API's limits where gRPC has the same knob: a
 /// message over `max_body` is `OUT_OF_RANGE`, a head over `max_header_bytes` is refused by
 /// HTTP/2, a call over `request_timeout` is `CANCELLED`, and calls beyond `max_inflight`
-/// (over all connections) are shed with `RESOURCE_EXHAUSTED`. Gateways hold a few long-lived
-/// HTTP/2 connections, so connections are not capped here.
+/// (over all connections) are shed with `RESOURCE_EXHAUSTED`. Streams per connection are not
+/// capped below that: a client would queue calls over such a cap itself, where nothing can
+/// shed them. Gateways hold a few long-lived HTTP/2 connections, so connections are not
+/// capped here.
 pub fn serve(listener: tokio::net::TcpListener, limiter: RateLimiter, limits: Limits) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -126,7 +128,6 @@ pub fn serve(listener: tokio::net::TcpListener, limiter: RateLimiter, limits: Li
         let served = tonic::transport::Server::builder()
             .timeout(limits.request_timeout)
             .http2_max_header_list_size(clamp(limits.max_header_bytes))
-            .max_concurrent_streams(clamp(limits.max_inflight))
             .layer(tower::ServiceBuilder::new().load_shed().layer(
                 tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_inflight),
             ))
