@@ -58,8 +58,9 @@ pub fn client(
         request
     });
     // Every attempt, retries included, is observed and counted.
+    let observing = health.clone();
     let observe = tower::util::MapResultLayer::new(move |result| {
-        health.note(&result);
+        observing.note(&result);
         result
     });
     // The retry and the filter clone the service they guard; a buffer makes kube's boxed
@@ -68,7 +69,7 @@ pub fn client(
         .with_layer(&observe)
         .with_layer(&count)
         .with_layer(&tower::buffer::BufferLayer::new(1024))
-        .with_layer(&tower::retry::RetryLayer::new(Transient::new()))
+        .with_layer(&tower::retry::RetryLayer::new(Transient::new(health)))
         .with_layer(&pace)
         .build())
 }
@@ -76,18 +77,26 @@ pub fn client(
 /// Retries of what kube's own policy leaves out (it retries 429, 503 and 504): a 500 or
 /// 502, a 409 answering an apply, or no answer at all (refused, reset), for any request but a
 /// POST (creates are not safe to repeat blindly). Three more tries, 50 ms doubling with
-/// jitter: a passing fault costs milliseconds, not a failed reconcile and its backoff.
+/// jitter: a passing fault costs milliseconds, not a failed reconcile and its backoff. Not
+/// while the API server has been failing for a second or more: that is an outage, and every
+/// watch and reconcile backs off on its own; retrying each request would multiply the load on
+/// a server that is coming back.
 #[derive(Clone, Debug)]
 struct Transient {
     left: u32,
     delay: std::time::Duration,
+    health: Arc<ApiHealth>,
 }
 
+/// How long the API server may have been failing for a request to be tried again.
+const BLIP: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Transient {
-    fn new() -> Self {
+    fn new(health: Arc<ApiHealth>) -> Self {
         Self {
             left: 3,
             delay: std::time::Duration::from_millis(50),
+            health,
         }
     }
 }
@@ -109,7 +118,8 @@ impl<Res> tower::retry::Policy<Request<Body>, http::Response<Res>, tower::BoxErr
         request: &mut Request<Body>,
         result: &mut Result<http::Response<Res>, tower::BoxError>,
     ) -> Option<Self::Future> {
-        if self.left == 0 || request.method() == Method::POST {
+        let outage = self.health.failing_for().is_some_and(|d| d >= BLIP);
+        if self.left == 0 || request.method() == Method::POST || outage {
             return None;
         }
         let again = match result {
