@@ -643,42 +643,15 @@ async fn run(
         let stage = Stage::parse(&progress.phase).unwrap_or(Stage::Planning);
         match stage {
             Stage::Planning => {
-                check_target(&target, &name, namespaces).await?;
-                let planned = Arc::new(plan(&ctx.client, &names).await?);
-                let checkpoint = read_checkpoint(&target, &name).await?;
-                let total = planned.objects.len() as u64;
-                progress.completed_items = migration::resume_at(
-                    progress.completed_items,
-                    checkpoint.as_ref().map(|(c, n)| (c.as_str(), *n)),
-                    &planned.checksum,
-                    total,
-                );
-                progress.total_items = total;
-                progress.checksum = Some(planned.checksum.clone());
-                ctx.keep_migration_plan(&name, planned);
+                replan(ctx, &target, &name, namespaces, progress).await?;
                 advance(progress, Stage::Copying);
                 record(ctx, tenant, progress).await?;
             }
             Stage::Copying => {
                 let planned = match ctx.migration_plan(&name) {
                     Some(p) => p,
-                    None => {
-                        // After a restart: plan again, resume at the checkpoint.
-                        check_target(&target, &name, namespaces).await?;
-                        let planned = Arc::new(plan(&ctx.client, &names).await?);
-                        let checkpoint = read_checkpoint(&target, &name).await?;
-                        let total = planned.objects.len() as u64;
-                        progress.completed_items = migration::resume_at(
-                            progress.completed_items,
-                            checkpoint.as_ref().map(|(c, n)| (c.as_str(), *n)),
-                            &planned.checksum,
-                            total,
-                        );
-                        progress.total_items = total;
-                        progress.checksum = Some(planned.checksum.clone());
-                        ctx.keep_migration_plan(&name, planned.clone());
-                        planned
-                    }
+                    // After a restart: plan again, resume at the checkpoint.
+                    None => replan(ctx, &target, &name, namespaces, progress).await?,
                 };
                 prepare(&ctx.client, &target, tenant, namespaces).await?;
                 let batch = ctx.settings.migration_batch.max(1);
@@ -736,6 +709,32 @@ async fn run(
             }
         }
     }
+}
+
+/// Check the target, make the plan, and set `progress` to resume at the further of its own
+/// count and the target's checkpoint. The plan is kept for the next reconciles.
+async fn replan(
+    ctx: &Context,
+    target: &Client,
+    name: &str,
+    namespaces: &[Namespace],
+    progress: &mut MigrationStatus,
+) -> Result<Arc<Planned>, MigrationError> {
+    check_target(target, name, namespaces).await?;
+    let names: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
+    let planned = Arc::new(plan(&ctx.client, &names).await?);
+    let checkpoint = read_checkpoint(target, name).await?;
+    let total = planned.objects.len() as u64;
+    progress.completed_items = migration::resume_at(
+        progress.completed_items,
+        checkpoint.as_ref().map(|(c, n)| (c.as_str(), *n)),
+        &planned.checksum,
+        total,
+    );
+    progress.total_items = total;
+    progress.checksum = Some(planned.checksum.clone());
+    ctx.keep_migration_plan(name, planned.clone());
+    Ok(planned)
 }
 
 /// Move's last stage: put the source's workloads to sleep, write what changed since the

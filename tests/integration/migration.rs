@@ -36,22 +36,7 @@ async fn target(with_crds: bool) -> (kube_test::RunningServer, Client, String) {
     let server = kube_test::ApiServer::start().await.unwrap();
     let client = server.client().await.unwrap();
     if with_crds {
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(client.clone());
-        for crd in landlord::api::crds() {
-            crds.patch(
-                &crd.name_any(),
-                &PatchParams::apply("landlord-tests").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap();
-        }
-        let tenants: Api<Tenant> = Api::all(client.clone());
-        poll("target CRDs served", || async {
-            tenants.list(&ListParams::default().limit(1)).await.is_ok()
-        })
-        .await;
+        install_crds(&client).await;
     }
     let path = std::env::temp_dir().join(format!(
         "landlord-migration-target-{}-{}",

@@ -67,21 +67,7 @@ impl Cluster {
             server.write_kubeconfig(&kubeconfig).unwrap();
             (server.client().await.unwrap(), Some(server))
         };
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in landlord::api::crds() {
-            crds.patch(
-                &crd.name_any(),
-                &PatchParams::apply("landlord-tests").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap();
-        }
-        let tenants: Api<Tenant> = Api::all(client.clone());
-        poll("CRDs served", || async {
-            tenants.list(&ListParams::default().limit(1)).await.is_ok()
-        })
-        .await;
+        install_crds(&client).await;
         let (engine_port, metrics_port) = (free_port(), free_port());
         let mut cluster = Cluster {
             client,
@@ -113,6 +99,13 @@ impl Cluster {
     /// Server-side apply YAML documents with `$ID` replaced by this test's id and the run
     /// label added to each.
     pub async fn apply(&self, yaml: &str) {
+        landlord::dev::apply_yaml(&self.client, &self.ours(yaml))
+            .await
+            .unwrap();
+    }
+
+    /// `yaml` with `$ID` replaced by this test's id and the run label added to each document.
+    fn ours(&self, yaml: &str) -> String {
         let yaml = yaml.replace("$ID", &self.id);
         let mut docs = Vec::new();
         for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&yaml).unwrap() {
@@ -122,24 +115,13 @@ impl Cluster {
             doc["metadata"]["labels"][RUN_LABEL] = json!(self.id);
             docs.push(serde_saphyr::to_string(&doc).unwrap());
         }
-        landlord::dev::apply_yaml(&self.client, &docs.join("---\n"))
-            .await
-            .unwrap();
+        docs.join("---\n")
     }
 
     /// [`Cluster::apply`], tried again until it goes through: for an API server that fails
     /// some requests on purpose.
     pub async fn apply_retrying(&self, yaml: &str) {
-        let yaml = yaml.replace("$ID", &self.id);
-        let mut docs = Vec::new();
-        for mut doc in serde_saphyr::from_multiple::<serde_json::Value>(&yaml).unwrap() {
-            if doc.is_null() {
-                continue;
-            }
-            doc["metadata"]["labels"][RUN_LABEL] = json!(self.id);
-            docs.push(serde_saphyr::to_string(&doc).unwrap());
-        }
-        let yaml = docs.join("---\n");
+        let yaml = self.ours(yaml);
         let deadline = Instant::now() + DEADLINE;
         while let Err(e) = landlord::dev::apply_yaml(&self.client, &yaml).await {
             assert!(Instant::now() < deadline, "never applied: {e}");
@@ -312,6 +294,25 @@ impl Drop for Cluster {
         let _ = self.operator.kill();
         let _ = self.operator.wait();
     }
+}
+
+/// Server-side apply Landlord's CRDs and wait until they are served.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in landlord::api::crds() {
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("landlord-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    poll("CRDs served", || async {
+        tenants.list(&ListParams::default().limit(1)).await.is_ok()
+    })
+    .await;
 }
 
 /// Six lowercase letters and digits, different for every test of every run.
