@@ -11,6 +11,7 @@ mod admission_table;
 mod admission;
 mod crashes;
 mod engine;
+mod failover;
 mod faults;
 mod leader;
 mod life;

@@ -62,13 +62,17 @@ async fn a_tenants_utilization_and_cost_are_exported_until_it_is_deleted() {
         .filter(|(labels, _)| labels.contains(&format!(r#"tenant="{tenant}""#)))
         .collect();
     assert_eq!(mine, [(pods_labels.clone(), 0.75)], "{text}");
-    let status = Api::<Tenant>::all(c.client.clone())
-        .get(&tenant)
-        .await
-        .unwrap()
-        .status
-        .unwrap();
-    assert_eq!(status.usage["pods"].utilization, Some(75));
+    // The gauge is set as the status is written: the status agrees once the write lands.
+    let tenants = Api::<Tenant>::all(c.client.clone());
+    poll("the status says 75 %", || async {
+        tenants
+            .get(&tenant)
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.usage.get("pods").and_then(|u| u.utilization) == Some(75))
+    })
+    .await;
 
     // Five calls at 0.01 USD: the status-only usage refresh brings the cost without a reconcile.
     let token = service_account_token(&c.client, &ns, "worker").await;

@@ -230,6 +230,13 @@ impl Cluster {
         self.extra = args.iter().map(|a| a.to_string()).collect();
     }
 
+    /// Kill the operator and start none: a test that runs operators of its own.
+    /// [`Cluster::restart_operator`] starts one again (`finish` needs one).
+    pub fn stop_operator(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+    }
+
     /// Kill the operator (if running) and start a new one, as a crash or a rollout would.
     pub fn restart_operator(&mut self) {
         let _ = self.operator.kill();
