@@ -26,23 +26,7 @@ async fn the_standby_serves_within_the_lease_time_and_loses_one_flush_at_most() 
         )
         .await
         .unwrap();
-    let replica = |metrics: u16, engine: u16| {
-        c.operator_command(&[
-            "--leader-elect",
-            "--leader-election-namespace",
-            &lease_ns,
-            "--metrics-addr",
-            &format!("127.0.0.1:{metrics}"),
-            "--engine-addr",
-            &format!("127.0.0.1:{engine}"),
-            "--flush-interval",
-            "1s",
-        ])
-        .env("POD_NAME", format!("replica-{metrics}"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-    };
+    let replica = |metrics: u16, engine: u16| c.replica(&lease_ns, metrics, engine);
     let (ma, ea, mb, eb) = (free_port(), free_port(), free_port(), free_port());
     let mut a = replica(ma, ea);
     let ready = |port: u16| async move { engine_call(port, "GET", "/readyz", "", None).await.0 };

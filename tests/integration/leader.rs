@@ -18,21 +18,7 @@ async fn one_replica_leads_and_a_standby_takes_over() {
         )
         .await
         .unwrap();
-    let replica = |metrics: u16| {
-        c.operator_command(&[
-            "--leader-elect",
-            "--leader-election-namespace",
-            &lease_ns,
-            "--metrics-addr",
-            &format!("127.0.0.1:{metrics}"),
-            "--engine-addr",
-            "127.0.0.1:0",
-        ])
-        .env("POD_NAME", format!("replica-{metrics}"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-    };
+    let replica = |metrics: u16| c.replica(&lease_ns, metrics, 0);
     let ready = |port: u16| async move { engine_call(port, "GET", "/readyz", "", None).await.0 };
     let leader = |port: u16| async move {
         samples(&metrics_text(port).await, "landlord_leader")

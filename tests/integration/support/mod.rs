@@ -230,6 +230,26 @@ impl Cluster {
         self.extra = args.iter().map(|a| a.to_string()).collect();
     }
 
+    /// One replica of a leader-elected operator, with its lease in `lease_ns`, serving
+    /// metrics and `/readyz` on `metrics` and the engine on `engine` (0: any port).
+    pub fn replica(&self, lease_ns: &str, metrics: u16, engine: u16) -> Child {
+        self.operator_command(&[
+            "--leader-elect",
+            "--leader-election-namespace",
+            lease_ns,
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+            "--engine-addr",
+            &format!("127.0.0.1:{engine}"),
+            "--flush-interval",
+            "1s",
+        ])
+        .env("POD_NAME", format!("replica-{metrics}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+    }
+
     /// Kill the operator and start none: a test that runs operators of its own.
     /// [`Cluster::restart_operator`] starts one again (`finish` needs one).
     pub fn stop_operator(&mut self) {
