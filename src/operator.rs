@@ -221,7 +221,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     )?;
     let ready = Arc::new(AtomicBool::new(false));
     serve_metrics(&options, &metrics, ready.clone(), health).await?;
-    let mut leading = if options.leader_elect {
+    let mut lease = if options.leader_elect {
         Some(lead(client.clone(), &options).await?)
     } else {
         None
@@ -229,40 +229,129 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let operator = start_with(client, &options, engine, metrics).await?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!("tenant controller starting");
+    let handover = operator.handover();
+    // The controller returns on SIGTERM or Ctrl-C (kube-runtime's graceful shutdown).
     let controller = operator.run();
-    match leading.as_mut() {
+    match lease.as_mut() {
         None => controller.await,
-        Some(leading) => {
+        Some(lease) => {
             tokio::select! {
                 _ = controller => {}
-                _ = lost(leading) => anyhow::bail!("lost the leader lease; exiting so that the new leader alone writes"),
+                // Another replica writes now: no last flush, which would overwrite its ledger.
+                _ = lost(&mut lease.leading) => anyhow::bail!("lost the leader lease; exiting so that the new leader alone writes"),
             }
         }
     }
+    ready.store(false, Ordering::Relaxed);
+    handover.run(lease).await;
     Ok(())
 }
 
+/// The leader lease this replica holds, and the task that renews it.
+struct Lease {
+    leading: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+}
+
+impl Lease {
+    /// Give the lease up, so that a standby takes over when it next looks rather than after
+    /// the lease expires. kube-lease-manager releases it once no receiver is left.
+    async fn release(self) {
+        drop(self.leading);
+        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+            Ok(Ok(Ok(_))) => tracing::info!("leader lease released"),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "releasing the leader lease failed; it expires instead")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the leader lease task failed; the lease expires instead")
+            }
+            Err(_) => tracing::warn!("releasing the leader lease timed out; it expires instead"),
+        }
+    }
+}
+
+/// How long a stopping replica tries to write its last usage. Kubernetes grants 30 s by
+/// default between SIGTERM and SIGKILL.
+const LAST_FLUSH: Duration = Duration::from_secs(10);
+
+/// What a stopping replica (a rollout, a drained node) does before it exits: stop deciding,
+/// write every decision it made to the ledger, then give the lease up. The next leader
+/// loads the ledger, so a handover loses no usage, where a crash loses what came after the
+/// last flush.
+pub struct Handover {
+    engine: Arc<Engine>,
+    ledger: Arc<tokio::sync::Mutex<ledger::Ledger>>,
+}
+
+impl Handover {
+    async fn run(self, lease: Option<Lease>) {
+        self.engine.close();
+        let flushed =
+            tokio::time::timeout(LAST_FLUSH, async { self.ledger.lock().await.pass().await }).await;
+        match flushed {
+            Ok(true) => tracing::info!("the quota engine is closed and its usage written"),
+            Ok(false) => tracing::warn!(
+                "the last usage flush failed for some tenants: what they used since the last flush is lost"
+            ),
+            Err(_) => tracing::warn!(
+                "the last usage flush took over {} s: what was used since the last flush may be lost",
+                LAST_FLUSH.as_secs()
+            ),
+        }
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+    }
+}
+
 /// Block until this process holds the leader lease; the receiver reports losing it.
-async fn lead(client: Client, options: &Options) -> anyhow::Result<watch::Receiver<bool>> {
+async fn lead(client: Client, options: &Options) -> anyhow::Result<Lease> {
     let identity =
         std::env::var("POD_NAME").unwrap_or_else(|_| format!("landlord-{}", std::process::id()));
-    let manager = LeaseManagerBuilder::new(client, "landlord-leader")
-        .with_namespace(options.leader_election_namespace.clone())
-        .with_identity(identity.clone())
-        .with_duration(15)
-        .with_grace(5)
-        .with_field_manager("landlord")
-        .build()
-        .await
-        .context("preparing the leader lease")?;
-    let (mut leading, _task) = manager.watch().await;
+    let manager = || {
+        LeaseManagerBuilder::new(client.clone(), "landlord-leader")
+            .with_namespace(options.leader_election_namespace.clone())
+            .with_identity(identity.clone())
+            .with_duration(15)
+            .with_grace(5)
+            .with_field_manager("landlord")
+            .build()
+    };
     tracing::info!(%identity, "waiting for the leader lease");
-    while !*leading.borrow_and_update() {
-        leading.changed().await.context("leader election stopped")?;
-    }
+    // kube-lease-manager's standby sleeps until the lease it read would expire, and has no
+    // way to read it again sooner. A fresh manager every STANDBY_RETRY (client-go's retry
+    // period) reads it afresh, so a lease released by a stopping leader is taken at once: a
+    // rollout hands over in seconds rather than a lease time.
+    let leader = loop {
+        let candidate = match manager().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the leader lease failed; trying again");
+                tokio::time::sleep(STANDBY_RETRY).await;
+                continue;
+            }
+        };
+        tokio::select! {
+            leading = candidate.changed() => match leading {
+                Ok(true) => break candidate,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking the leader lease failed; trying again");
+                    tokio::time::sleep(STANDBY_RETRY).await;
+                }
+            },
+            _ = tokio::time::sleep(STANDBY_RETRY) => {}
+        }
+    };
+    // From here kube-lease-manager renews the lease and reports its loss.
+    let (leading, task) = leader.watch().await;
     tracing::info!(%identity, "holding the leader lease");
-    Ok(leading)
+    Ok(Lease { leading, task })
 }
+
+/// How often a standby looks at the leader lease.
+const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
 async fn lost(leading: &mut watch::Receiver<bool>) {
     while *leading.borrow_and_update() {
@@ -278,9 +367,19 @@ pub struct Operator {
     pub ctx: Arc<Context>,
     feeds: Feeds,
     refresh: mpsc::Receiver<String>,
+    engine: Arc<Engine>,
+    ledger: Arc<tokio::sync::Mutex<ledger::Ledger>>,
 }
 
 impl Operator {
+    /// What to do once the controller has stopped, before the process exits.
+    pub fn handover(&self) -> Handover {
+        Handover {
+            engine: self.engine.clone(),
+            ledger: self.ledger.clone(),
+        }
+    }
+
     /// Run the controller until the process is asked to stop.
     pub async fn run(self) {
         crate::controller::run::run(self.ctx, self.feeds, Some(self.refresh)).await
@@ -389,14 +488,14 @@ async fn start_with(
     if let Some(addr) = options.rls_addr {
         serve_rate_limits(addr, options, engine.clone(), auth).await?;
     }
-    let metering = Arc::new(Metering::new(engine, client.clone()));
+    let metering = Arc::new(Metering::new(engine.clone(), client.clone()));
     let (changed, refresh) = mpsc::channel(1024);
-    tokio::spawn(ledger::run(
+    let ledger = Arc::new(tokio::sync::Mutex::new(ledger::Ledger::new(
         metering.clone(),
-        options.flush_interval,
         changed,
         metrics.last_flush.clone(),
-    ));
+    )));
+    tokio::spawn(ledger::run(ledger.clone(), options.flush_interval));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -425,6 +524,8 @@ async fn start_with(
         ctx: Arc::new(ctx),
         feeds,
         refresh,
+        engine,
+        ledger,
     })
 }
 

@@ -168,6 +168,8 @@ pub enum EngineError {
     Limits(#[from] LimitsError),
     #[error(transparent)]
     Period(#[from] BadPeriod),
+    #[error("this replica is handing over and decides no more; retry, the next leader answers")]
+    Closed,
 }
 
 impl EngineError {
@@ -181,6 +183,7 @@ impl EngineError {
             Self::SlotNotHeld { .. } => "slot_not_held",
             Self::Limits(_) => "bad_limits",
             Self::Period(_) => "bad_period",
+            Self::Closed => "closed",
         }
     }
 }

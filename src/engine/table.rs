@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -287,6 +287,9 @@ pub struct Engine {
     /// Tells this engine's snapshots from other engines' in a thread's cache.
     id: u64,
     writer: Mutex<()>,
+    /// Set by [`Engine::close`]: a replica handing over decides no more, so that its last
+    /// flush holds every decision it made.
+    closed: AtomicBool,
 }
 
 type CheckResult = Result<Decision, EngineError>;
@@ -471,7 +474,26 @@ impl Engine {
             generation: AtomicU64::new(0),
             id: ENGINE_IDS.fetch_add(1, Ordering::Relaxed),
             writer: Mutex::new(()),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Stop deciding: every later check, batch, acquire, renewal and gauge answers
+    /// [`EngineError::Closed`]. Usage and stats stay readable for the last flush.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn open(&self) -> Result<(), EngineError> {
+        if self.is_closed() {
+            return Err(EngineError::Closed);
+        }
+        Ok(())
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -781,6 +803,7 @@ impl Engine {
         dimension: &str,
         amount: u64,
     ) -> Result<Decision, EngineError> {
+        self.open()?;
         Self::check_amount(amount)?;
         // The clock first: reading it does not wait for the lookup's memory accesses.
         let now = self.clock.now_nanos();
@@ -842,6 +865,7 @@ impl Engine {
         if attributes.is_empty() {
             return self.check(tenant, dimension, amount);
         }
+        self.open()?;
         Self::check_amount(amount)?;
         let now = self.clock.now_nanos();
         let map = self.tenants.load();
@@ -1049,6 +1073,7 @@ impl Engine {
         tenant: &str,
         items: &[BatchItem<'_>],
     ) -> Result<BatchDecision, EngineError> {
+        self.open()?;
         let t = self.tenant(tenant)?;
         let mut dims = Vec::with_capacity(items.len());
         for (dimension, amount, attributes) in items {
@@ -1140,6 +1165,7 @@ impl Engine {
 
     /// Takes one concurrency slot, leased for the plan's lease time.
     pub fn acquire(&self, tenant: &str, dimension: &str) -> Result<SlotDecision, EngineError> {
+        self.open()?;
         let t = self.tenant(tenant)?;
         let (dim, limit, lease, table) = Self::slots(&t, dimension)?;
         let meter = dim.meter.as_deref().expect("metered");
@@ -1206,6 +1232,7 @@ impl Engine {
         dimension: &str,
         slot: u64,
     ) -> Result<jiff::Timestamp, EngineError> {
+        self.open()?;
         let t = self.tenant(tenant)?;
         let (_, _, lease, table) = Self::slots(&t, dimension)?;
         table
@@ -1224,6 +1251,7 @@ impl Engine {
         dimension: &str,
         value: u64,
     ) -> Result<Decision, EngineError> {
+        self.open()?;
         let t = self.tenant(tenant)?;
         let dim = Self::dimension(&t, dimension)?;
         let Kind::Gauge { limit, value: cell } = &dim.kind else {

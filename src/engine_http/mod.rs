@@ -145,9 +145,13 @@ impl From<EngineError> for ApiError {
                 StatusCode::NOT_FOUND
             }
             EngineError::SlotNotHeld { .. } => StatusCode::CONFLICT,
+            EngineError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         let mut api = Self::new(status, e.label(), e.to_string());
+        if matches!(e, EngineError::Closed) {
+            api.retry_after = Some(1);
+        }
         if let EngineError::UnknownDimension { known, .. } = e {
             api.known = Some(known);
         }

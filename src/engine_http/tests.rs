@@ -632,3 +632,69 @@ async fn sizes_are_413_and_attributes_not_allowed_403_charging_nothing() {
         (1_048_576, 0)
     );
 }
+
+/// A replica handing over closes its engine: every kind of decision is 503 with Retry-After
+/// (the caller retries at the next leader), nothing is charged, and usage stays readable.
+#[tokio::test]
+async fn a_closed_engine_answers_503_and_charges_nothing() {
+    let f = fixture();
+    let a = post(
+        &f.app,
+        "/v1/tenants/acme/check",
+        "acme-token",
+        json!({"dimension": "requests", "amount": 1}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    f.engine.close();
+    let refused = [
+        post(
+            &f.app,
+            "/v1/tenants/acme/check",
+            "acme-token",
+            json!({"dimension": "requests", "amount": 1}),
+        )
+        .await,
+        post(
+            &f.app,
+            "/v1/tenants/acme/check",
+            "acme-token",
+            json!({"dimension": "requests", "amount": 1, "attributes": {"queue": "emails"}}),
+        )
+        .await,
+        post(
+            &f.app,
+            "/v1/tenants/acme/check:batch",
+            "acme-token",
+            json!({"items": [{"dimension": "llm-tokens", "amount": 5}]}),
+        )
+        .await,
+        post(
+            &f.app,
+            "/v1/tenants/acme/slots/jobs/acquire",
+            "acme-token",
+            json!({}),
+        )
+        .await,
+        call(
+            &f.app,
+            Method::PUT,
+            "/v1/tenants/acme/gauges/storage-bytes",
+            Some("acme-token"),
+            json!({"value": 1}).to_string(),
+        )
+        .await,
+    ];
+    for (i, r) in refused.iter().enumerate() {
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "request {i}");
+        assert_eq!(r.headers[header::RETRY_AFTER], "1", "request {i}");
+        assert_eq!(
+            r.json(),
+            json!({"error": "closed", "message": "this replica is handing over and decides no more; retry, the next leader answers"}),
+            "request {i}"
+        );
+    }
+    let u = f.engine.usage("acme", "2025-03".parse().unwrap()).unwrap();
+    assert_eq!(u.dimensions["requests"].total, 1);
+    assert_eq!(u.dimensions["llm-tokens"].total, 0);
+}

@@ -412,83 +412,134 @@ fn parse_hours(text: &str) -> Option<i128> {
         .ok()
 }
 
-/// Flush every tenant's month into its `TenantUsage` every `interval`, when it changed, and
-/// send the names of tenants whose numbers moved so their status can be refreshed.
-pub async fn run(
+/// The ledger's writer: what it last wrote per tenant, so a pass writes only what moved.
+pub struct Ledger {
     metering: Arc<Metering>,
-    interval: Duration,
     changed: mpsc::Sender<String>,
     last_flush: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
-) {
-    let api: Api<TenantUsage> = Api::all(metering.client.clone());
-    // What was last written per tenant, and when.
-    let mut flushed: HashMap<String, (TenantUsageStatus, tokio::time::Instant)> = HashMap::new();
-    let mut created: HashSet<String> = HashSet::new();
-    let mut last_period: Option<Period> = None;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
+    api: Api<TenantUsage>,
+    /// What was last written per tenant, and when.
+    flushed: HashMap<String, (TenantUsageStatus, tokio::time::Instant)>,
+    created: HashSet<String>,
+    last_period: Option<Period>,
+}
+
+impl Ledger {
+    /// A writer that sends the names of tenants whose numbers moved on `changed`, so their
+    /// status can be refreshed, and sets `last_flush` after each complete pass.
+    pub fn new(
+        metering: Arc<Metering>,
+        changed: mpsc::Sender<String>,
+        last_flush: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+    ) -> Self {
+        let api = Api::all(metering.client.clone());
+        Self {
+            metering,
+            changed,
+            last_flush,
+            api,
+            flushed: HashMap::new(),
+            created: HashSet::new(),
+            last_period: None,
+        }
+    }
+
+    /// Write every tenant's month whose numbers changed since the last pass; returns
+    /// whether every write succeeded (a failed one is tried again by the next pass).
+    pub async fn pass(&mut self) -> bool {
         let mut complete = true;
-        let tenants = metering.engine.tenants();
-        let now = metering.period_now();
-        if let Some(previous) = last_period.filter(|p| *p != now) {
+        let tenants = self.metering.engine.tenants();
+        let now = self.metering.period_now();
+        if let Some(previous) = self.last_period.filter(|p| *p != now) {
             // A new month: write the old one a last time, with what came in since its last flush.
             for tenant in &tenants {
-                let Some(record) = metering.record_for(tenant, previous) else {
+                let Some(record) = self.metering.record_for(tenant, previous) else {
                     continue;
                 };
                 let name = format!("{tenant}-{previous}");
-                if let Err(e) = flush(&api, &name, tenant, previous, &record, &mut created).await {
+                if let Err(e) = flush(
+                    &self.api,
+                    &name,
+                    tenant,
+                    previous,
+                    &record,
+                    &mut self.created,
+                )
+                .await
+                {
                     tracing::warn!(%tenant, error = %e, "final flush of {previous} failed");
                 }
             }
-            flushed.clear();
-            created.retain(|n| n.ends_with(&now.to_string()));
+            self.flushed.clear();
+            self.created.retain(|n| n.ends_with(&now.to_string()));
         }
-        last_period = Some(now);
-        flushed.retain(|t, _| tenants.contains(t));
+        self.last_period = Some(now);
+        self.flushed.retain(|t, _| tenants.contains(t));
         for tenant in tenants {
-            let Some(record) = metering.record(&tenant) else {
+            let Some(record) = self.metering.record(&tenant) else {
                 continue;
             };
-            if !flushed.contains_key(&tenant) && nothing_used(&record) {
+            if !self.flushed.contains_key(&tenant) && nothing_used(&record) {
                 // A tenant that has used nothing needs no ledger yet: remember the empty
                 // record, so that the first use is a change, and write nothing.
-                flushed.insert(tenant, (record, tokio::time::Instant::now()));
+                self.flushed
+                    .insert(tenant, (record, tokio::time::Instant::now()));
                 continue;
             }
-            let metered_moved = flushed
+            let metered_moved = self
+                .flushed
                 .get(&tenant)
                 .is_none_or(|(last, _)| last.dimensions != record.dimensions);
             // Resource unit-hours grow whenever anything runs; writing them on every interval
             // would cost one write per busy tenant per interval, so they ride along with
             // metered changes or go out every RESOURCE_FLUSH.
-            let resources_due = flushed.get(&tenant).is_some_and(|(last, at)| {
+            let resources_due = self.flushed.get(&tenant).is_some_and(|(last, at)| {
                 (last.resources != record.resources || last.cost != record.cost)
                     && at.elapsed() >= RESOURCE_FLUSH
             });
             if !metered_moved && !resources_due {
                 continue;
             }
-            let period = metering.period_now();
+            let period = self.metering.period_now();
             let name = naming::usage_name(&tenant, &period.to_string());
-            if let Err(e) = flush(&api, &name, &tenant, period, &record, &mut created).await {
+            if let Err(e) = flush(
+                &self.api,
+                &name,
+                &tenant,
+                period,
+                &record,
+                &mut self.created,
+            )
+            .await
+            {
                 if matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                    created.remove(&name); // deleted behind our back: create it again next time
+                    self.created.remove(&name); // deleted behind our back: create it again next time
                 }
                 tracing::warn!(%tenant, error = %e, "usage flush failed; retrying next interval");
                 complete = false;
                 continue;
             }
-            flushed.insert(tenant.clone(), (record, tokio::time::Instant::now()));
+            self.flushed
+                .insert(tenant.clone(), (record, tokio::time::Instant::now()));
             if metered_moved {
-                let _ = changed.try_send(tenant);
+                let _ = self.changed.try_send(tenant);
             }
         }
         if complete {
-            last_flush.set(jiff::Timestamp::now().as_second());
+            self.last_flush.set(jiff::Timestamp::now().as_second());
         }
+        complete
+    }
+}
+
+/// Run `ledger`'s passes every `interval`. It is shared so that a replica handing over can
+/// make one last pass ([`Ledger::pass`]) after its engine has closed.
+pub async fn run(ledger: Arc<tokio::sync::Mutex<Ledger>>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        ledger.lock().await.pass().await;
     }
 }
 

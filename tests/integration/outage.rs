@@ -155,7 +155,7 @@ async fn with_the_api_server_gone_the_engine_decides_and_everything_catches_up()
         readyz(metrics).await.1.starts_with("degraded")
     })
     .await;
-    let status = c.terminate_operator();
+    let status = c.terminate_operator().await;
     assert_eq!(status.code(), Some(0), "{status:?}");
     proxy.cut(false);
     c.restart_operator();

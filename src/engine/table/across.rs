@@ -56,6 +56,12 @@ impl Engine {
     /// otherwise. Refusals are metered as denied decisions; a refused batch's passing checks
     /// are not metered at all.
     pub fn check_all(&self, checks: &[Check<'_>], unknown_refuses: bool) -> AllChecked {
+        if self.is_closed() {
+            return AllChecked {
+                allowed: false,
+                checks: checks.iter().map(|_| Err(EngineError::Closed)).collect(),
+            };
+        }
         let map = self.tenants.load();
         let now = self.clock.now_nanos();
         let mut refused = false;

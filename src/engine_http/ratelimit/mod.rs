@@ -22,7 +22,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::{AuthError, Authenticator, Caller, Limits};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 pub use mapping::Unknown;
 
 /// Who may call, and what unknown descriptors get.
@@ -92,6 +92,10 @@ impl RateLimiter {
             .filter(|d| !d.negative)
             .map(mapping::Descriptor::check)
             .collect();
+        if self.engine.is_closed() {
+            // Envoy's failure mode (allow or deny) decides, until the next leader answers.
+            return Err(Status::unavailable(EngineError::Closed.to_string()));
+        }
         let unknown_refuses = self.settings.unknown == Unknown::Deny;
         let answers = self.engine.check_all(&checks, unknown_refuses);
         Ok(mapping::response(
@@ -238,6 +242,28 @@ mod tests {
         // Nothing was charged for the refused callers.
         let stats = l.engine.stats("acme").unwrap();
         assert_eq!(stats.dimensions["api-calls"].allowed, 2);
+    }
+
+    /// A replica handing over leaves the answer to Envoy's failure mode.
+    #[tokio::test]
+    async fn a_closed_engine_is_unavailable() {
+        let l = limiter();
+        l.engine.close();
+        let status = l
+            .should_rate_limit(request(Some("gw-token")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (
+                tonic::Code::Unavailable,
+                "this replica is handing over and decides no more; retry, the next leader answers"
+            )
+        );
+        assert_eq!(
+            l.engine.stats("acme").unwrap().dimensions["api-calls"].allowed,
+            0
+        );
     }
 
     #[tokio::test]

@@ -209,20 +209,8 @@ impl Cluster {
 
     /// SIGTERM the operator, as Kubernetes stops a pod, and wait for it to exit: its exit
     /// status, or a failure after [`DEADLINE`].
-    pub fn terminate_operator(&mut self) -> std::process::ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.operator.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.operator.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the operator ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    pub async fn terminate_operator(&mut self) -> std::process::ExitStatus {
+        terminate(&mut self.operator).await
     }
 
     /// Flags added to every later operator start (the next `restart_operator`).
@@ -245,7 +233,6 @@ impl Cluster {
             "1s",
         ])
         .env("POD_NAME", format!("replica-{metrics}"))
-        .stderr(Stdio::null())
         .spawn()
         .unwrap()
     }
@@ -455,6 +442,52 @@ pub async fn hard(client: &Client, ns: &str) -> BTreeMap<String, String> {
 
 /// A request to the operator's HTTP ports with a bearer token: (status, JSON body);
 /// status 0 when nothing answers.
+/// SIGTERM `process`, as Kubernetes stops a pod, and wait for it to exit (other tasks run
+/// meanwhile): its exit status, or a failure after [`DEADLINE`].
+pub async fn terminate(process: &mut Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &process.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = process.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A tenant's ledger of this month as far as the tests read it: one dimension's allowed
+/// units, and when a flush last wrote it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LedgerEntry {
+    pub allowed: u64,
+    pub last_flush: Option<jiff::Timestamp>,
+}
+
+/// Read `tenant`'s ledger of this month for `dimension` (zero before the first flush).
+pub async fn ledger(client: &Client, tenant: &str, dimension: &str) -> LedgerEntry {
+    let name = format!("{tenant}-{}", jiff::Timestamp::now().strftime("%Y-%m"));
+    let status = Api::<TenantUsage>::all(client.clone())
+        .get_opt(&name)
+        .await
+        .unwrap()
+        .and_then(|u| u.status)
+        .unwrap_or_default();
+    LedgerEntry {
+        allowed: status.dimensions.get(dimension).map_or(0, |d| d.allowed),
+        last_flush: status.last_flush.map(|t| t.0),
+    }
+}
+
+/// Units of `dimension` the ledger holds for `tenant` this month.
+pub async fn ledger_allowed(client: &Client, tenant: &str, dimension: &str) -> u64 {
+    ledger(client, tenant, dimension).await.allowed
+}
+
 pub async fn engine_call(
     port: u16,
     method: &str,
@@ -478,7 +511,11 @@ pub async fn engine_call(
     match client.request(request).await {
         Ok(response) => {
             let status = response.status().as_u16();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            // A replica killed mid-answer cuts the body: no answer, as for a refused connection.
+            let Ok(body) = response.into_body().collect().await else {
+                return (0, serde_json::Value::Null);
+            };
+            let bytes = body.to_bytes();
             (
                 status,
                 serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
