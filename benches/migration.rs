@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use landlord::api::Tenant;
 use serde_json::{Value, json};
+
+mod support;
+use support::install_crds;
 
 const OBJECTS: usize = 1_000;
 const PARALLELISM: usize = 4;
@@ -31,24 +33,6 @@ fn config_map(ns: &str, i: usize) -> Value {
         "metadata": {"name": format!("settings-{i:04}"), "namespace": ns, "labels": {"app": "bench"}},
         "data": {"payload": "x".repeat(1024), "index": i.to_string()},
     })
-}
-
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in landlord::api::crds() {
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-    }
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    wait("CRDs served", || async {
-        tenants.list(&ListParams::default().limit(1)).await.is_ok()
-    })
-    .await;
 }
 
 async fn wait<F, Fut>(what: &str, mut check: F)

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -33,6 +32,8 @@ use landlord::engine::Pacer;
 use landlord::naming::FIELD_MANAGER;
 use serde::Serialize;
 use serde_json::json;
+
+mod support;
 
 struct Args {
     tenants: usize,
@@ -123,20 +124,8 @@ impl Server {
             server.write_kubeconfig(&kubeconfig).unwrap();
             (server.client().await.unwrap(), Some(server))
         };
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in landlord::api::crds() {
-            crds.patch(
-                &crd.name_any(),
-                &PatchParams::apply("bench").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap();
-        }
+        support::install_crds(&client).await;
         let plans: Api<TenantQuota> = Api::all(client.clone());
-        while plans.list(&Default::default()).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let plan: TenantQuota = serde_saphyr::from_str(PLAN).unwrap();
         plans
             .patch(

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -53,9 +53,10 @@ pub struct TenantUsageStatus {
     /// Cost of the period so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::tenant::CostStatus>,
-    /// When the engine last wrote this object.
+    /// The moment the numbers were taken from the engine for the last write, to the
+    /// microsecond: usage counted after it is not in this object yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_flush: Option<Time>,
+    pub last_flush: Option<MicroTime>,
 }
 
 /// Counters of one engine dimension.

@@ -815,21 +815,36 @@ async fn record(
     tenant: &Tenant,
     progress: &MigrationStatus,
 ) -> Result<(), MigrationError> {
+    let phase = Stage::parse(&progress.phase)
+        .is_some_and(Stage::running)
+        .then_some(Phase::Migrating);
+    write_migration(ctx, tenant, progress.clone(), phase, condition_of(progress))
+        .await
+        .map_err(|e| MigrationError::Write(format!("recording progress at the source: {e}")))
+}
+
+/// The last written status with `migration`, the phase (if given) and the `Migrated`
+/// condition (if given) replaced, written when it changed.
+async fn write_migration(
+    ctx: &Context,
+    tenant: &Tenant,
+    progress: MigrationStatus,
+    phase: Option<Phase>,
+    condition: Option<Observation>,
+) -> Result<(), Error> {
     let current = ctx.as_last_written(tenant);
     let previous = current.status.clone().unwrap_or_default();
     let mut next = previous.clone();
-    next.migration = Some(progress.clone());
-    if Stage::parse(&progress.phase).is_some_and(Stage::running) {
-        next.phase = Some(Phase::Migrating);
+    next.migration = Some(progress);
+    if phase.is_some() {
+        next.phase = phase;
     }
     next.observed_generation = tenant.metadata.generation;
-    if let Some(c) = condition_of(progress) {
+    if let Some(c) = condition {
         next.conditions =
             status::with_condition(&current, &previous, c, Time(jiff::Timestamp::now()));
     }
-    status::write(ctx, &current, next)
-        .await
-        .map_err(|e| MigrationError::Write(format!("recording progress at the source: {e}")))
+    status::write(ctx, &current, next).await
 }
 
 /// Record a failure (the stage kept, or `Failed` when someone must act), say it once in an
@@ -850,24 +865,14 @@ async fn fail(
     if !said {
         status::publish(ctx, tenant, EventType::Warning, e.reason(), message.clone()).await;
     }
-    let current = ctx.as_last_written(tenant);
-    let previous = current.status.clone().unwrap_or_default();
-    let mut next = previous.clone();
-    next.migration = Some(progress);
-    next.phase = Some(Phase::Migrating);
-    next.observed_generation = tenant.metadata.generation;
-    next.conditions = status::with_condition(
-        &current,
-        &previous,
-        Observation::new(
-            ConditionType::Migrated,
-            false,
-            Reason::Migration(e.reason()),
-            message,
-        ),
-        Time(jiff::Timestamp::now()),
+    let failed = Observation::new(
+        ConditionType::Migrated,
+        false,
+        Reason::Migration(e.reason()),
+        message,
     );
-    if let Err(write) = status::write(ctx, &current, next).await {
+    let written = write_migration(ctx, tenant, progress, Some(Phase::Migrating), Some(failed));
+    if let Err(write) = written.await {
         tracing::warn!(tenant = %tenant.name_any(), error = %write, "could not report a migration failure");
     }
     Error::Migration(e)

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use rust_decimal::Decimal;
@@ -453,6 +453,7 @@ impl Ledger {
         if let Some(previous) = self.last_period.filter(|p| *p != now) {
             // A new month: write the old one a last time, with what came in since its last flush.
             for tenant in &tenants {
+                let taken = jiff::Timestamp::now();
                 let Some(record) = self.metering.record_for(tenant, previous) else {
                     continue;
                 };
@@ -463,6 +464,7 @@ impl Ledger {
                     tenant,
                     previous,
                     &record,
+                    taken,
                     &mut self.created,
                 )
                 .await
@@ -476,6 +478,7 @@ impl Ledger {
         self.last_period = Some(now);
         self.flushed.retain(|t, _| tenants.contains(t));
         for tenant in tenants {
+            let taken = jiff::Timestamp::now();
             let Some(record) = self.metering.record(&tenant) else {
                 continue;
             };
@@ -508,6 +511,7 @@ impl Ledger {
                 &tenant,
                 period,
                 &record,
+                taken,
                 &mut self.created,
             )
             .await
@@ -555,12 +559,15 @@ fn nothing_used(record: &TenantUsageStatus) -> bool {
             .all(|v| quantity::parse_milli(v).is_some_and(|m| m == 0))
 }
 
+/// Write `record`, read from the engine at `taken` (the `lastFlush` stamp), creating the
+/// object first if this process has not yet.
 async fn flush(
     api: &Api<TenantUsage>,
     name: &str,
     tenant: &str,
     period: Period,
     record: &TenantUsageStatus,
+    taken: jiff::Timestamp,
     created: &mut HashSet<String>,
 ) -> Result<(), kube::Error> {
     let params = PatchParams::apply(crate::naming::FIELD_MANAGER).force();
@@ -579,7 +586,7 @@ async fn flush(
         created.insert(name.to_string());
     }
     let mut status = record.clone();
-    status.last_flush = Some(Time(jiff::Timestamp::now()));
+    status.last_flush = Some(MicroTime(taken));
     crate::kube_client::apply_status(api, name, &status).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! usage metered into TenantUsage, surviving a restart, and summarised on the Tenant.
 
 use kube::api::Api;
-use landlord::api::{Tenant, TenantUsage};
+use landlord::api::Tenant;
 use serde_json::json;
 
 use crate::support::*;
@@ -39,24 +39,11 @@ async fn the_quota_engine_authenticates_meters_and_survives_a_restart() {
     assert_eq!(status, 401);
 
     // The ledger flushes within its interval.
-    let usages: Api<TenantUsage> = Api::all(c.client.clone());
     let period = jiff::Timestamp::now().strftime("%Y-%m").to_string();
-    let name = format!("{alpha}-{period}");
+    let client = c.client.clone();
     let allowed = |n: u64| {
-        let usages = usages.clone();
-        let name = name.clone();
-        async move {
-            usages
-                .get_opt(&name)
-                .await
-                .unwrap()
-                .and_then(|u| u.status)
-                .is_some_and(|s| {
-                    s.dimensions
-                        .get("api-calls")
-                        .is_some_and(|d| d.allowed == n)
-                })
-        }
+        let (client, alpha) = (client.clone(), alpha.clone());
+        async move { ledger_allowed(&client, &alpha, "api-calls").await == n }
     };
     poll("usage flushed", || allowed(5)).await;
 

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use kube::api::Api;
-use landlord::api::{Tenant, TenantUsage};
+use landlord::api::Tenant;
 use serde_json::json;
 
 use crate::support::*;
@@ -129,19 +129,8 @@ async fn with_the_api_server_gone_the_engine_decides_and_everything_catches_up()
         [format!("{name}-app"), format!("{name}-extra")]
     );
     // Every decision allowed during the outage reaches the ledger.
-    let usages: Api<TenantUsage> = Api::all(c.client.clone());
-    let ledger = format!("{name}-{}", jiff::Timestamp::now().strftime("%Y-%m"));
     poll(&format!("{allowed} calls in the ledger"), || async {
-        usages
-            .get_opt(&ledger)
-            .await
-            .unwrap()
-            .and_then(|u| u.status)
-            .is_some_and(|s| {
-                s.dimensions
-                    .get("api-calls")
-                    .is_some_and(|d| d.allowed == allowed)
-            })
+        ledger_allowed(&c.client, &name, "api-calls").await == allowed
     })
     .await;
     println!(
