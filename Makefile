@@ -71,14 +71,14 @@ dev: ## Run `landlord dev`: embedded API server, operator and example tenants
 
 e2e: ## Integration suites, admission table, kube-test differential and chart against KUBECONFIG
 	@test -n "$$KUBECONFIG" || { echo "set KUBECONFIG to a cluster you may write to"; exit 2; }
-	LANDLORD_E2E=1 $(CARGO) test -p landlord --test integration
-	LANDLORD_E2E=1 $(CARGO) test -p landlord --test archive_roundtrip
-	LANDLORD_E2E=1 $(CARGO) test -p kube-test --test differential
+	@# --workspace, as `make test` builds them: with -p each package's features differ, and
+	@# cargo would build landlord and kube-test a second time.
+	LANDLORD_E2E=1 $(CARGO) test --workspace --test integration --test archive_roundtrip --test differential
 	python3 tests/chart_test.py --cluster
 
 soak: ## Long reliability runs: the API server gone for 60 s, API faults over 100 tenants (make test: 15 s, 20)
-	LANDLORD_OUTAGE_SECS=60 $(CARGO) test -p landlord --test integration outage -- --nocapture
-	LANDLORD_FAULT_TENANTS=100 $(CARGO) test -p landlord --test integration faults -- --nocapture
+	LANDLORD_OUTAGE_SECS=60 $(CARGO) test --workspace --test integration outage -- --nocapture
+	LANDLORD_FAULT_TENANTS=100 $(CARGO) test --workspace --test integration faults -- --nocapture
 
 bench: ## Benchmarks, printed as ratios against baselines measured in the same run
 	$(CARGO) bench --bench engine

@@ -54,6 +54,10 @@ pub struct Options {
     /// Open connections to the quota API; each one more is answered 503 once and closed.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), env = "LANDLORD_ENGINE_MAX_CONNECTIONS")]
     pub engine_max_connections: u32,
+    /// TokenReviews of quota API callers in flight at once; a caller whose token would need
+    /// one more gets 503 with `Retry-After` (cached and refused tokens need none).
+    #[arg(long, default_value_t = crate::metering::tokenreview::MAX_REVIEWS_IN_FLIGHT as u32, value_parser = clap::value_parser!(u32).range(1..), env = "LANDLORD_ENGINE_MAX_TOKEN_REVIEWS")]
+    pub engine_max_token_reviews: u32,
     /// Members of this group may call the quota engine for any tenant.
     #[arg(
         long,
@@ -168,6 +172,7 @@ impl Default for Options {
             engine_request_timeout: Duration::from_secs(10),
             engine_max_inflight: 1024,
             engine_max_connections: 4096,
+            engine_max_token_reviews: crate::metering::tokenreview::MAX_REVIEWS_IN_FLIGHT as u32,
             rls_addr: None,
             rls_allowed_group: vec!["system:serviceaccounts:landlord-gateways".into()],
             rls_unknown: crate::engine_http::ratelimit::Unknown::Allow,
@@ -483,6 +488,7 @@ async fn start_with(
     let auth = Arc::new(TokenReviewer::new(
         client.clone(),
         Some(options.engine_admin_group.clone()),
+        options.engine_max_token_reviews as usize,
     ));
     serve_engine(options, engine.clone(), auth.clone()).await?;
     if let Some(addr) = options.rls_addr {

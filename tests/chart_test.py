@@ -418,6 +418,8 @@ def check_values_render() -> None:
                      "logFormat": "json", "logLevel": "debug",
                      "extraArgs": ["--flag=x"], "extraEnv": [{"name": "A", "value": "b"}]},
         "migration": {"batch": 200, "parallelism": 8},
+        "rateLimitService": {"enabled": True, "port": 9090, "unknown": "deny",
+                             "allowedGroups": ["system:serviceaccounts:gw", "gateways"]},
         "podAnnotations": {"a": "b"},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "k", "operator": "Exists"}],
@@ -442,7 +444,14 @@ def check_values_render() -> None:
     assert c["args"] == ["run", "--leader-elect", "--metrics-addr=0.0.0.0:8080", "--resync=30s",
                          "--concurrency=16", "--kube-qps=50", "--kube-burst=60",
                          "--log-format=json", "--migration-batch=200",
-                         "--migration-parallelism=8", "--flag=x"], c["args"]
+                         "--migration-parallelism=8", "--rls-addr=0.0.0.0:8082",
+                         "--rls-unknown=deny",
+                         "--rls-allowed-group=system:serviceaccounts:gw,gateways",
+                         "--flag=x"], c["args"]
+    assert c["ports"][2] == {"name": "grpc-rls", "containerPort": 8082, "protocol": "TCP"}
+    svc = objs[("Service", NAMESPACE, "landlord")]["spec"]["ports"]
+    assert svc[2] == {"name": "grpc-rls", "port": 9090, "targetPort": "grpc-rls",
+                      "protocol": "TCP", "appProtocol": "grpc"}, svc
     assert c["env"][2:] == [{"name": "RUST_LOG", "value": "debug"}, *ARCHIVE_ENV,
                             {"name": "A", "value": "b"}], c["env"]
     sm = objs[("ServiceMonitor", NAMESPACE, "landlord")]
@@ -608,6 +617,10 @@ def check_schema() -> None:
         "write budget as text": {"operator": {"kubeQps": "fast"}},
         "extraArgs not strings": {"operator": {"extraArgs": [1]}},
         "engine port out of range": {"service": {"enginePort": 70000}},
+        "unknown rls answer": {"rateLimitService": {"unknown": "maybe"}},
+        "no rls group": {"rateLimitService": {"allowedGroups": []}},
+        "rls group with a comma": {"rateLimitService": {"allowedGroups": ["a,b"]}},
+        "rls port out of range": {"rateLimitService": {"port": 0}},
         "unknown service type": {"service": {"type": "ExternalName"}},
         "serviceMonitor.enabled not a bool": {"serviceMonitor": {"enabled": "yes"}},
         "prometheusRule.enabled not a bool": {"prometheusRule": {"enabled": "yes"}},

@@ -940,13 +940,13 @@ async fn usage_and_stats_read_the_ledger() {
         "dimensions": {"api-calls": {"allowed": 150, "denied": 3, "daily": {"01": 100, "02": 50}}},
         "resources": {"requests.cpu": "12.5"},
         "cost": {"period": "2026-03", "amount": "1.23", "currency": "USD"},
-        "lastFlush": "2026-03-02T10:00:00Z",
+        "lastFlush": "2026-03-02T10:00:00.123456Z",
     });
     ledger(&env, "acme", "2026-03", status).await;
 
     env.ok(
         &["usage", "acme", "--period", "2026-03"],
-        "Tenant:   acme\nPeriod:   2026-03\nWritten:  2026-03-02T10:00:00Z\nCost:     1.23 USD\n\
+        "Tenant:   acme\nPeriod:   2026-03\nWritten:  2026-03-02T10:00:00.123456Z\nCost:     1.23 USD\n\
          \n\
          DIMENSION   ALLOWED   DENIED   DAYS\n\
          api-calls   150       3        2\n\
@@ -975,7 +975,7 @@ async fn usage_and_stats_read_the_ledger() {
                "dimensions": {"api-calls": {"allowed": 150, "denied": 3, "daily": {"01": 100, "02": 50}}},
                "resources": {"requests.cpu": "12.5"},
                "cost": {"period": "2026-03", "amount": "1.23", "currency": "USD"},
-               "lastFlush": "2026-03-02T10:00:00Z"})
+               "lastFlush": "2026-03-02T10:00:00.123456Z"})
     );
     env.fails(
         &["usage", "acme", "--period", "2026-04"],

@@ -27,9 +27,10 @@ const TTL: Duration = Duration::from_secs(60);
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// Most cached tokens; the cache is emptied when full.
 const MAX_CACHED: usize = 10_000;
-/// Most reviews in flight at once. The caches cannot stop a flood of *different* tokens, each
-/// seen once; this cap does: callers beyond it get [`AuthError::Busy`] (503 with
-/// `Retry-After`) at once instead of a queue of reviews at the API server.
+/// Most reviews in flight at once by default (`--engine-max-token-reviews`). The caches
+/// cannot stop a flood of *different* tokens, each seen once; this cap does: callers beyond
+/// it get [`AuthError::Busy`] (503 with `Retry-After`) at once instead of a queue of reviews
+/// at the API server.
 pub const MAX_REVIEWS_IN_FLIGHT: usize = 32;
 
 /// One verification of a token: a TokenReview and the lookups that find its tenant. A trait so
@@ -60,13 +61,14 @@ type Pending = Shared<BoxFuture<'static, Result<Caller, AuthError>>>;
 type Cached = (Result<Caller, AuthError>, Instant);
 
 impl TokenReviewer {
-    pub fn new(client: Client, admin_group: Option<String>) -> Self {
+    /// TokenReviews through `client`, at most `in_flight` at once.
+    pub fn new(client: Client, admin_group: Option<String>, in_flight: usize) -> Self {
         Self::with_reviewer(
             Arc::new(KubeReview {
                 client,
                 admin_group,
             }),
-            MAX_REVIEWS_IN_FLIGHT,
+            in_flight,
         )
     }
 
