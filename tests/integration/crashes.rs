@@ -58,7 +58,9 @@ async fn ten_kills_under_load_lose_nothing_but_the_last_flush_before_each() {
 
     // Engine load on tenant 0 from a client that counts every allowed decision and when.
     let token = service_account_token(&c.client, &format!("{}-app", names[0]), "worker").await;
-    let allowed: Arc<Mutex<Vec<Timestamp>>> = Arc::default();
+    // Each decision allowed: when the client sent it and when it saw the answer. An answer
+    // a killed operator sent may be read only after the kill, when the test runs again.
+    let allowed: Arc<Mutex<Vec<(Timestamp, Timestamp)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (allowed, stop, port) = (allowed.clone(), stop.clone(), c.engine_port);
@@ -66,9 +68,10 @@ async fn ten_kills_under_load_lose_nothing_but_the_last_flush_before_each() {
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let call = Some(json!({"dimension": "api-calls", "amount": 1}));
+                let sent = Timestamp::now();
                 let (code, body) = engine_call(port, "POST", &path, &token, call).await;
                 if code == 200 && body["allowed"] == true {
-                    allowed.lock().unwrap().push(Timestamp::now());
+                    allowed.lock().unwrap().push((sent, Timestamp::now()));
                 } else {
                     // Restarting, or not yet the tenant's again: a short pause, not a spin.
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -106,7 +109,7 @@ async fn ten_kills_under_load_lose_nothing_but_the_last_flush_before_each() {
             .lock()
             .unwrap()
             .last()
-            .is_some_and(|t| *t > kills.last().unwrap().0)
+            .is_some_and(|t| t.0 > kills.last().unwrap().0)
     })
     .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -183,13 +186,14 @@ async fn ten_kills_under_load_lose_nothing_but_the_last_flush_before_each() {
     let allowed = allowed.lock().unwrap().clone();
     let counted = allowed.len() as u64;
     // A kill loses what the operator counted after its last flush read the engine (the
-    // `lastFlush` stamp); a decision the client saw before the stamp was counted before it.
+    // `lastFlush` stamp): decisions sent before the kill, and seen after the stamp (one seen
+    // before it was counted before it).
     let at_risk = allowed
         .iter()
-        .filter(|t| {
+        .filter(|(sent, seen)| {
             kills
                 .iter()
-                .any(|(killed, flushed)| **t <= *killed && **t > *flushed)
+                .any(|(killed, flushed)| sent <= killed && seen > flushed)
         })
         .count() as u64;
     let oldest = kills
