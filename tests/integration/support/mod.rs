@@ -322,9 +322,26 @@ pub async fn install_crds(client: &Client) {
         .await
         .unwrap();
     }
+    // Served, and in discovery too, which a fresh API server updates a little later (the
+    // admission test finds its kinds through discovery).
     let tenants: Api<Tenant> = Api::all(client.clone());
-    poll("CRDs served", || async {
-        tenants.list(&ListParams::default().limit(1)).await.is_ok()
+    let kinds: Vec<kube::api::GroupVersionKind> = landlord::api::crds()
+        .iter()
+        .map(|crd| {
+            let version = &crd.spec.versions[0].name;
+            kube::api::GroupVersionKind::gvk(&crd.spec.group, version, &crd.spec.names.kind)
+        })
+        .collect();
+    poll("CRDs served and discovered", || async {
+        if tenants.list(&ListParams::default().limit(1)).await.is_err() {
+            return false;
+        }
+        for gvk in &kinds {
+            if kube::discovery::pinned_kind(client, gvk).await.is_err() {
+                return false;
+            }
+        }
+        true
     })
     .await;
 }
