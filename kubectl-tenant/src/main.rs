@@ -6,6 +6,7 @@
 
 mod cli;
 mod cluster;
+mod complete;
 mod delete;
 mod describe;
 mod document;
@@ -31,6 +32,12 @@ use transition::Action;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // kubectl's plugin completion (through kubectl_complete-tenant), before clap sees it.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(("__complete", words)) = args.split_first().map(|(a, w)| (a.as_str(), w)) {
+        complete::run(&Cli::command(), words).await;
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

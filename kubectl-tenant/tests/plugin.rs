@@ -1134,3 +1134,63 @@ async fn completion_help_and_version_need_no_cluster() {
     let unknown = env.run(&["frobnicate"]).await;
     assert_eq!((unknown.code, unknown.stdout.as_str()), (2, ""));
 }
+
+/// `kubectl tenant <TAB>` through kubectl itself: kubectl finds `kubectl_complete-tenant` on
+/// PATH beside the plugin and shows what it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_completes_commands_flags_tenants_and_plans() {
+    let env = start("kubectl-complete", true).await;
+    env.tenant("acme").await;
+    env.tenant("globex").await;
+    env.apply(
+        "test",
+        json!({"apiVersion": "landlord.dev/v1alpha1", "kind": "TenantQuota",
+               "metadata": {"name": "pro"}, "spec": {}}),
+    )
+    .await;
+    let path = format!(
+        "{}:{}:{}",
+        std::path::Path::new(support::BIN)
+            .parent()
+            .unwrap()
+            .display(),
+        env!("CARGO_MANIFEST_DIR"),
+        std::env::var("PATH").unwrap()
+    );
+    let complete = |words: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .args(["__complete", "tenant"])
+            .args(words)
+            .env("PATH", &path)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        complete(&["su"]),
+        "suspend\tSuspend a tenant: nothing new starts, owners may only view (spec.state: Suspended)\n:4\n"
+    );
+    assert_eq!(complete(&["suspend", ""]), "acme\nglobex\n:4\n");
+    assert_eq!(complete(&["get", "g"]), "globex\n:4\n");
+    assert_eq!(complete(&["update", "acme", "--plan", ""]), "pro\n:4\n");
+    assert_eq!(
+        complete(&["get", "acme", "-o", ""]),
+        "yaml\njson\nname\n:4\n"
+    );
+    // An unreachable cluster: no names, at once.
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "__complete",
+            "tenant",
+            "--kubeconfig",
+            "/nonexistent",
+            "get",
+            "",
+        ])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), ":4\n");
+}
