@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde_json::json;
 
 use crate::support::*;
@@ -27,14 +26,7 @@ async fn a_crash_loses_one_flush_at_most_and_a_rollout_nothing() {
     let mut c = Cluster::start("failover", "5m").await;
     // Replicas of its own instead of the cluster's single operator.
     c.stop_operator();
-    let lease_ns = c.name("lease");
-    Api::<Namespace>::all(c.client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": lease_ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let lease_ns = c.lease_namespace().await;
     let replica = |metrics: u16, engine: u16| c.replica(&lease_ns, metrics, engine);
     let [ma, ea, mb, eb, mc, ec] = [(); 6].map(|()| free_port());
     let mut a = replica(ma, ea);

@@ -1,23 +1,11 @@
 //! Leader election: one replica leads; a standby takes over when the leader dies.
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
-use serde_json::json;
-
 use crate::support::*;
 
 #[tokio::test]
 async fn one_replica_leads_and_a_standby_takes_over() {
     let c = Cluster::start("leader", "5m").await;
-    // The lease lives in a namespace of this test's own, so other runs never share it.
-    let lease_ns = c.name("lease");
-    Api::<Namespace>::all(c.client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": lease_ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let lease_ns = c.lease_namespace().await;
     let replica = |metrics: u16| c.replica(&lease_ns, metrics, 0);
     let ready = |port: u16| async move { engine_call(port, "GET", "/readyz", "", None).await.0 };
     let leader = |port: u16| async move {

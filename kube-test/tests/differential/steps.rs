@@ -554,6 +554,25 @@ async fn limit_range(t: &Target) -> Value {
             "spec": {"containers": [{"name": "c", "image": "busybox", "resources": res}]}})
     };
     let path = format!("/api/v1/namespaces/{ns}/pods");
+    // A real server's LimitRanger reads LimitRanges from an informer, a moment behind the
+    // create: dry runs until it applies the new one.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, probe) = t
+            .raw(
+                "POST",
+                &format!("{path}?dryRun=All"),
+                "application/json",
+                Some(pod("probe", json!({}))),
+            )
+            .await;
+        if !probe["metadata"]["annotations"]["kubernetes.io/limit-ranger"].is_null()
+            || tokio::time::Instant::now() > deadline
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     let defaulted = t
         .call("POST", &path, Some(pod("defaulted", json!({}))))
         .await;

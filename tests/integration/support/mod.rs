@@ -218,6 +218,19 @@ impl Cluster {
         self.extra = args.iter().map(|a| a.to_string()).collect();
     }
 
+    /// A namespace of this test's own for the leader Lease, so other runs never share it.
+    pub async fn lease_namespace(&self) -> String {
+        let name = self.name("lease");
+        Api::<Namespace>::all(self.client.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        name
+    }
+
     /// One replica of a leader-elected operator, with its lease in `lease_ns`, serving
     /// metrics and `/readyz` on `metrics` and the engine on `engine` (0: any port).
     pub fn replica(&self, lease_ns: &str, metrics: u16, engine: u16) -> Child {
